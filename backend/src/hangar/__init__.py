@@ -1,0 +1,3 @@
+"""Hangar: the example service of the Hangar template, a machine manager for QEMU, Proxmox and E2B."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,121 @@
+"""The one protocol every machine provider implements.
+
+Providers do side effects only: they never touch the database and never decide whether an action
+is allowed (that is the service's state machine). A provider that lacks a capability raises
+`UnsupportedError`; the service checks `capabilities` first so users get a clear 409/422 instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+
+class Capability(StrEnum):
+    DISKS = "disks"
+    SNAPSHOTS = "snapshots"
+    CLONE = "clone"
+    EXEC = "exec"
+    ENDPOINT = "endpoint"
+    CONSOLE = "console"
+
+
+class ProviderError(Exception):
+    """An action failed in the provider; the message is shown to the user as the operation's error."""
+
+
+class UnsupportedError(ProviderError):
+    """The provider does not offer this capability."""
+
+
+class NotFoundError(ProviderError):
+    """The provider knows no such machine, disk or snapshot."""
+
+
+@dataclass(frozen=True, slots=True)
+class MachineSpec:
+    """What the provider needs to build a machine. `key` is unique and stable (the service's id)."""
+
+    key: str
+    name: str
+    image: str
+    cpus: int
+    memory_mb: int
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What a provider reports about one machine it knows."""
+
+    key: str
+    running: bool
+    endpoint: str | None = None  # e.g. http://127.0.0.1:41234 for the guest's port 80
+    pid: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    exit_status: int
+    output: str
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """A place where machines run. All methods are coroutines and may raise ProviderError."""
+
+    name: str
+    capabilities: frozenset[Capability]
+
+    async def images(self) -> Sequence[str]:
+        """Image names this provider can create machines from."""
+        ...
+
+    async def create(self, spec: MachineSpec) -> None:
+        """Provision the machine (stopped). Must leave nothing behind when it raises."""
+        ...
+
+    async def start(self, key: str) -> Runtime:
+        """Boot the machine and return once it is ready to use."""
+        ...
+
+    async def stop(self, key: str) -> None:
+        """Power the machine off; always leaves it stopped, even if the guest ignores it."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove the machine and everything it owns (disks, snapshots, files). Idempotent."""
+        ...
+
+    async def runtime(self, key: str) -> Runtime | None:
+        """Current runtime of one machine, or None when the provider does not know it."""
+        ...
+
+    async def inventory(self) -> Sequence[Runtime]:
+        """Every machine this provider manages, for the observer's drift report."""
+        ...
+
+    # -- capability DISKS ---------------------------------------------------------------
+    async def create_disk(self, key: str, disk_key: str, size_mb: int) -> None: ...
+    async def attach_disk(self, key: str, disk_key: str) -> None: ...
+    async def detach_disk(self, key: str, disk_key: str) -> None: ...
+    async def delete_disk(self, key: str, disk_key: str) -> None: ...
+
+    # -- capability SNAPSHOTS -----------------------------------------------------------
+    async def create_snapshot(self, key: str, name: str) -> None: ...
+    async def rollback_snapshot(self, key: str, name: str) -> None: ...
+    async def delete_snapshot(self, key: str, name: str) -> None: ...
+
+    # -- capability CLONE ---------------------------------------------------------------
+    async def clone(self, source_key: str, spec: MachineSpec) -> None: ...
+
+    # -- capability EXEC / CONSOLE ------------------------------------------------------
+    async def exec(self, key: str, command: str, timeout: float = 30.0) -> ExecResult: ...
+    async def console(self, key: str, lines: int = 100) -> str: ...
+
+    async def close(self) -> None:
+        """Release connections; machines keep running (they outlive the API server)."""
+        ...
