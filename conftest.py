@@ -40,11 +40,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         manual = sorted({m.name for m in item.iter_markers() if m.name in TIERS})
         if manual:
-            errors.append(f"{item.nodeid}: tier marker {manual} set by hand; tiers come from the path")
+            errors.append(
+                f"{item.nodeid}: tier marker {manual} set by hand; tiers come from the path"
+            )
             continue
         tier = tier_for(item.path)
         if tier is None:
-            errors.append(f"{item.nodeid}: lives outside every tier directory {list(dict(TIER_BY_PATH))}")
+            errors.append(
+                f"{item.nodeid}: lives outside every tier directory {list(dict(TIER_BY_PATH))}"
+            )
             continue
         item.add_marker(getattr(pytest.mark, tier))
     if errors:

@@ -1,0 +1,222 @@
+"""The pipeline as data: ordered phases of ordered gates, read from `[tool.gates]`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gates.errors import ConfigError
+from gates.project import gates_table, supported_pythons
+
+GateKind = Literal["session", "run", "check"]
+CHECKS = ("provision", "collect", "categorization", "speedup")
+DEFAULT_HISTORY = ".gates/history.jsonl"
+# Keys a gate may carry beyond its kind; anything else is a typo worth an error.
+GATE_KEYS = frozenset(
+    {
+        "name",
+        "session",
+        "run",
+        "check",
+        "args",
+        "junit",
+        "same_outcomes_as",
+        "ok_exit_codes",
+        "timeout",
+        "tiers",
+        "dirs",
+        "groups",
+        "min_speedup",
+        "workers",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate: what it runs (a nox session, a command or a built-in check) and how it passes."""
+
+    phase: str
+    name: str
+    kind: GateKind
+    target: str | tuple[str, ...]  # session name, argv, or check name
+    args: tuple[str, ...] = ()
+    junit: bool = False
+    same_outcomes_as: str | None = None
+    ok_exit_codes: tuple[int, ...] = (0,)
+    timeout: float | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.phase}/{self.name}"
+
+    def describe(self) -> str:
+        """What the gate runs, in a few words."""
+        if self.kind == "session":
+            return f"nox -s {self.target}"
+        if self.kind == "run":
+            return " ".join(self.target)
+        return f"check {self.target}"
+
+    def command_for_a_person(self) -> str:
+        """The command a person runs to retry just this gate by hand."""
+        if self.kind == "session":
+            posargs = f" -- {' '.join(self.args)}" if self.args else ""
+            return f"uv run nox -s {self.target}{posargs}"
+        if self.kind == "run":
+            return " ".join(self.target)
+        return f"uv run invoke gates --only {self.phase}"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """An ordered list of gates; a phase passes when all its gates pass."""
+
+    index: int
+    name: str
+    gates: tuple[Gate, ...]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The ordered phases, where history lives, and which phases make a commit green."""
+
+    phases: tuple[Phase, ...]
+    history: str = DEFAULT_HISTORY
+    green_phases: tuple[str, ...] = ()
+
+    @classmethod
+    def load(cls, root: Path) -> Pipeline:
+        """Read and validate the pipeline of the project at `root`."""
+        return cls.from_table(gates_table(root), pythons=supported_pythons(root))
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], *, pythons: Sequence[str] = ()) -> Pipeline:
+        """Build a pipeline from `[tool.gates]`; every mistake raises ConfigError naming it."""
+        raw_phases = table.get("phases")
+        if not isinstance(raw_phases, list) or not raw_phases:
+            raise ConfigError("[tool.gates] needs [[tool.gates.phases]] entries (name, gates)")
+        python = pythons[0] if pythons else ""
+        phases: list[Phase] = []
+        for index, raw in enumerate(raw_phases):
+            if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+                raise ConfigError(f"phase #{index} of [tool.gates] needs a string `name`")
+            name = raw["name"]
+            if any(p.name == name for p in phases):
+                raise ConfigError(f"phase {name!r} is declared twice in [tool.gates]")
+            raw_gates = raw.get("gates", [])
+            if not isinstance(raw_gates, list):
+                raise ConfigError(f"phase {name!r}: `gates` must be a list of tables")
+            gates = tuple(_gate(name, g, python) for g in raw_gates)
+            _check_names(name, gates)
+            phases.append(Phase(index, name, gates))
+        names = [p.name for p in phases]
+        green = table.get("green_phases", names)
+        if not isinstance(green, list) or any(g not in names for g in green):
+            raise ConfigError(f"[tool.gates] green_phases must list phases among {names}")
+        history = table.get("history", DEFAULT_HISTORY)
+        if not isinstance(history, str):
+            raise ConfigError("[tool.gates] history must be a path relative to the project root")
+        return cls(tuple(phases), history, tuple(green))
+
+    @property
+    def phase_names(self) -> list[str]:
+        return [p.name for p in self.phases]
+
+    def phase(self, name: str) -> Phase:
+        for phase in self.phases:
+            if phase.name == name:
+                return phase
+        raise ConfigError(f"unknown phase {name!r}; phases are: {', '.join(self.phase_names)}")
+
+    def select(self, only: Sequence[str] = (), start: str | None = None) -> list[Phase]:
+        """The phases to run: `only` those (in pipeline order), or all from `start` on."""
+        if only and start:
+            raise ConfigError("use either --only or --from, not both")
+        if only:
+            wanted = {self.phase(name).name for name in only}
+            return [p for p in self.phases if p.name in wanted]
+        if start:
+            return list(self.phases[self.phase(start).index :])
+        return list(self.phases)
+
+    def green_gates(self) -> list[tuple[str, str]]:
+        """(phase, gate) pairs that must pass clean for a commit to be green."""
+        return [
+            (p.name, g.name) for p in self.phases if p.name in self.green_phases for g in p.gates
+        ]
+
+
+def _gate(phase: str, raw: object, python: str) -> Gate:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise ConfigError(f"phase {phase!r}: every gate needs a string `name`")
+    name = raw["name"]
+    where = f"gate {phase}/{name}"
+    unknown = sorted(set(raw) - GATE_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; allowed: {sorted(GATE_KEYS)}")
+    kinds = [k for k in ("session", "run", "check") if k in raw]
+    if len(kinds) != 1:
+        raise ConfigError(
+            f"{where}: give exactly one of session, run, check (got {kinds or 'none'})"
+        )
+    kind: GateKind = kinds[0]  # type: ignore[assignment]
+    target: str | tuple[str, ...]
+    if kind == "run":
+        target = _strings(where, "run", raw["run"])
+        if not target:
+            raise ConfigError(f"{where}: `run` must be a non-empty argv list")
+    elif not isinstance(raw[kind], str):
+        raise ConfigError(f"{where}: `{kind}` must be a string")
+    elif kind == "session":
+        target = raw["session"].replace("{python}", python) if python else raw["session"]
+    else:
+        target = raw["check"]
+        if target not in CHECKS:
+            raise ConfigError(f"{where}: unknown check {target!r}; built-in checks: {list(CHECKS)}")
+    timeout = raw.get("timeout")
+    if timeout is not None and not isinstance(timeout, int | float):
+        raise ConfigError(f"{where}: `timeout` must be seconds")
+    codes = raw.get("ok_exit_codes", [0])
+    if not isinstance(codes, list) or not all(isinstance(c, int) for c in codes):
+        raise ConfigError(f"{where}: `ok_exit_codes` must be a list of integers")
+    same = raw.get("same_outcomes_as")
+    if same is not None and not isinstance(same, str):
+        raise ConfigError(f"{where}: `same_outcomes_as` must name an earlier gate of {phase!r}")
+    options = {k: raw[k] for k in ("tiers", "dirs", "groups", "min_speedup", "workers") if k in raw}
+    return Gate(
+        phase=phase,
+        name=name,
+        kind=kind,
+        target=target,
+        args=_strings(where, "args", raw.get("args", [])),
+        junit=bool(raw.get("junit", False)) or same is not None,
+        same_outcomes_as=same,
+        ok_exit_codes=tuple(codes),
+        timeout=float(timeout) if timeout is not None else None,
+        options=options,
+    )
+
+
+def _strings(where: str, key: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: `{key}` must be a list of strings")
+    return tuple(value)
+
+
+def _check_names(phase: str, gates: Sequence[Gate]) -> None:
+    seen: list[str] = []
+    for gate in gates:
+        if gate.name in seen:
+            raise ConfigError(f"phase {phase!r} declares gate {gate.name!r} twice")
+        if gate.same_outcomes_as is not None:
+            baseline = next((g for g in gates if g.name == gate.same_outcomes_as), None)
+            if gate.same_outcomes_as not in seen or baseline is None or not baseline.junit:
+                raise ConfigError(
+                    f"gate {phase}/{gate.name}: same_outcomes_as={gate.same_outcomes_as!r} "
+                    "must name an earlier gate of the same phase with junit = true"
+                )
+        seen.append(gate.name)

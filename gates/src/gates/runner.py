@@ -1,0 +1,193 @@
+"""Runs phases of gates in order, records each gate run in history, tells reporters as it goes."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from gates.checks import CHECKS
+from gates.execution import GateContext, GateResult, nox_command, tail
+from gates.history import History, Record
+from gates.junit import TestReport
+from gates.pipeline import Gate, Phase
+from gates.repository import Repository, TreeState
+
+
+class Reporter(Protocol):
+    """Receives the progress of a run (the console, GitHub statuses)."""
+
+    def run_started(self, run: Run) -> None: ...
+    def phase_started(self, phase: Phase) -> None: ...
+    def gate_started(self, gate: Gate) -> None: ...
+    def gate_finished(self, gate: Gate, result: GateResult) -> None: ...
+    def phase_finished(self, phase: Phase, results: Sequence[tuple[Gate, GateResult]]) -> None: ...
+    def run_finished(self, run: Run) -> None: ...
+
+
+@dataclass
+class Run:
+    """One `invoke gates`: the phases it covers and every gate result so far."""
+
+    run_id: str
+    state: TreeState
+    phases: list[Phase]
+    results: list[tuple[Gate, GateResult]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[tuple[Gate, GateResult]]:
+        return [(g, r) for g, r in self.results if r.outcome == "failed"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+    def phase_outcome(self, phase: Phase) -> str:
+        """failed, passed, skipped, or 'not run' when the run stopped before it."""
+        outcomes = [r.outcome for g, r in self.results if g.phase == phase.name]
+        if not outcomes:
+            return "not run" if phase.gates else "skipped"
+        if "failed" in outcomes:
+            return "failed"
+        if len(outcomes) < len(phase.gates):
+            return "not run"
+        return "passed" if "passed" in outcomes else "skipped"
+
+
+def new_run_id() -> str:
+    """Sortable and unique: UTC time plus a random suffix."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def run_gates(
+    phases: Sequence[Phase],
+    *,
+    ctx: GateContext,
+    history: History,
+    reporters: Sequence[Reporter] = (),
+    keep_going: bool = False,
+    run_id: str | None = None,
+) -> Run:
+    """Run `phases` in order; stop at the first failing gate unless `keep_going`."""
+    run = Run(run_id or new_run_id(), Repository(ctx.root).state(), list(phases))
+    for reporter in reporters:
+        reporter.run_started(run)
+    stopped = False
+    for phase in phases:
+        if stopped:
+            break
+        for reporter in reporters:
+            reporter.phase_started(phase)
+        phase_results: list[tuple[Gate, GateResult]] = []
+        for gate in phase.gates:
+            for reporter in reporters:
+                reporter.gate_started(gate)
+            result = run_gate(gate, ctx)
+            history.append(_record(run, gate, result))
+            phase_results.append((gate, result))
+            run.results.append((gate, result))
+            for reporter in reporters:
+                reporter.gate_finished(gate, result)
+            if result.outcome == "failed" and not keep_going:
+                stopped = True
+                break
+        for reporter in reporters:
+            reporter.phase_finished(phase, phase_results)
+    for reporter in reporters:
+        reporter.run_finished(run)
+    return run
+
+
+def _record(run: Run, gate: Gate, result: GateResult) -> Record:
+    return Record(
+        run_id=run.run_id,
+        time=datetime.now(UTC).isoformat(timespec="seconds"),
+        commit=run.state.commit,
+        dirty=run.state.dirty,
+        diff_hash=run.state.diff_hash,
+        phase=gate.phase,
+        gate=gate.name,
+        outcome=result.outcome,
+        duration_s=round(result.duration_s, 3),
+        metrics=result.metrics,
+        skips=result.skips,
+        summary=result.summary,
+    )
+
+
+def run_gate(gate: Gate, ctx: GateContext) -> GateResult:
+    """Run one gate and judge it; an unexpected error fails the gate with the error's words."""
+    started = time.perf_counter()
+    try:
+        result = _check(gate, ctx) if gate.kind == "check" else _command(gate, ctx)
+    except Exception as error:  # a gate that crashes is a failed gate, never a crashed run
+        result = GateResult("failed", summary=f"{type(error).__name__}: {error}")
+    result.duration_s = time.perf_counter() - started
+    if result.log is None and ctx.log_for(gate.key).exists():
+        result.log = ctx.log_for(gate.key)
+    if result.outcome == "failed" and not result.next_command:
+        result.next_command = gate.command_for_a_person()
+    return result
+
+
+def _check(gate: Gate, ctx: GateContext) -> GateResult:
+    assert isinstance(gate.target, str)
+    return CHECKS[gate.target](gate, ctx)
+
+
+def _command(gate: Gate, ctx: GateContext) -> GateResult:
+    junit = ctx.junit_for(gate.key)
+    junit.unlink(missing_ok=True)
+    extra = [f"--junitxml={junit}"] if gate.junit else []
+    if gate.kind == "session":
+        assert isinstance(gate.target, str)
+        posargs = [*extra, *gate.args]
+        argv = [*nox_command(), "-s", gate.target, *(["--", *posargs] if posargs else [])]
+    else:
+        argv = [*gate.target, *extra, *gate.args]
+    log = ctx.log_for(gate.key)
+    log.unlink(missing_ok=True)
+    status = ctx.shell(argv, cwd=ctx.root, log=log, env=dict(ctx.environ), timeout=gate.timeout)
+    result = GateResult("passed", summary=f"exit status {status}", log=log)
+    report = TestReport.read(junit) if gate.junit else None
+    if report is not None:
+        ctx.reports[gate.key] = report
+        result.metrics.update(report.metrics())
+        result.skips = report.skips
+    if report is not None and report.outcomes:
+        counts = report.counts
+        result.summary = (
+            f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
+        )
+    if gate.same_outcomes_as and report is not None and report.outcomes:
+        # The criterion is isolation: identical per-test outcomes, even when both runs have
+        # the same failures (the baseline gate already fails for those).
+        return _compare(gate, ctx, report, result)
+    if status not in gate.ok_exit_codes:
+        result.outcome = "failed"
+        result.summary = f"exit status {status}" + (
+            f"; {result.summary}" if report and report.outcomes else ""
+        )
+        failures = report.failures() if report else []
+        result.key_output = failures[:30] if failures else tail(log)
+    return result
+
+
+def _compare(gate: Gate, ctx: GateContext, report: TestReport, result: GateResult) -> GateResult:
+    baseline = ctx.reports.get(f"{gate.phase}/{gate.same_outcomes_as}")
+    if baseline is None or not baseline.outcomes:
+        result.outcome = "failed"
+        result.summary = f"no per-test outcomes of {gate.same_outcomes_as!r} in this run to compare"
+        return result
+    differences = baseline.differences(report)
+    result.metrics["differences"] = len(differences)
+    if differences:
+        result.outcome = "failed"
+        result.summary = f"{len(differences)} tests differ from {gate.same_outcomes_as}"
+        result.key_output = differences[:30]
+    else:
+        result.summary += f"; outcomes identical to {gate.same_outcomes_as}"
+    return result

@@ -1,0 +1,51 @@
+"""Fixtures for the gate engine's tests: real git repositories and small projects in tmp dirs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from gates_testing import git
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> Callable[..., Path]:
+    """Create a git repository with an identity and a first commit of the given files."""
+
+    def make(files: dict[str, str | bytes] | None = None, name: str = "repo") -> Path:
+        root = tmp_path / name
+        root.mkdir()
+        git(root, "init", "-q", "-b", "main")
+        git(root, "config", "user.name", "Gate Tester")
+        git(root, "config", "user.email", "gates@example.invalid")
+        git(root, "config", "commit.gpgsign", "false")
+        for relative, content in (files or {"README.md": "hello\n"}).items():
+            path = root / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content)
+        git(root, "add", "-A")
+        git(root, "commit", "-q", "-m", "first")
+        return root
+
+    return make
+
+
+@pytest.fixture
+def make_project(make_repo: Callable[..., Path]) -> Callable[..., Path]:
+    """A git repository whose pyproject.toml declares the given pipeline."""
+
+    def make(toml: str, extra: dict[str, str | bytes] | None = None) -> Path:
+        files: dict[str, str | bytes] = {
+            "pyproject.toml": "[project]\nname = 'demo'\nversion = '0'\n"
+            "classifiers = ['Programming Language :: Python :: 3.12', "
+            "'Programming Language :: Python :: 3.11']\n\n" + toml,
+            ".gitignore": "/.gates/\n",
+        }
+        files.update(extra or {})
+        return make_repo(files)
+
+    return make

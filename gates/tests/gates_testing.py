@@ -1,0 +1,43 @@
+"""Helpers shared by the gate engine's tests (a unique module name: tests dirs share sys.path)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+PY = sys.executable
+
+
+def git(root: Path, *args: str) -> str:
+    """Run git in `root`, failing the test with git's message when it fails."""
+    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+def toml_list(items: list[str]) -> str:
+    """A TOML array of basic strings (JSON's escaping is valid TOML)."""
+    return "[" + ", ".join(json.dumps(item) for item in items) + "]"
+
+
+def pipeline_toml(phases: dict[str, list[str]], *, green: list[str] | None = None) -> str:
+    """A [tool.gates] table; each gate is an inline-table body such as "name='a', run=[...]"."""
+    lines = ["[tool.gates]", "history = '.gates/history.jsonl'"]
+    if green is not None:
+        lines.append(f"green_phases = {toml_list(green)}")
+    for name, gates in phases.items():
+        lines += ["", "[[tool.gates.phases]]", f"name = '{name}'", "gates = ["]
+        lines += [f"  {{ {gate} }}," for gate in gates]
+        lines.append("]")
+    return "\n".join(lines) + "\n"
+
+
+def ok_gate(name: str) -> str:
+    return f"name = '{name}', run = {toml_list([PY, '-c', 'pass'])}"
+
+
+def failing_gate(name: str, message: str = "boom") -> str:
+    code = f"import sys; print('{message}'); sys.exit(3)"
+    return f"name = '{name}', run = {toml_list([PY, '-c', code])}"

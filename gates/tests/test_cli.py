@@ -1,0 +1,210 @@
+"""The commands behind the invoke tasks, end to end in small real projects."""
+
+from __future__ import annotations
+
+import ast
+import io
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from gates_testing import PY, failing_gate, git, ok_gate, pipeline_toml, toml_list
+from rich.console import Console
+
+from gates import cli
+from gates.history import History
+from gates.runner import Run
+from gates.upgrade import UpgradeResult, VersionChange
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def console() -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, width=300), out
+
+
+@pytest.fixture
+def project(make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    flag = "import pathlib, sys; sys.exit(pathlib.Path('FAIL').exists())"
+    root = make_project(
+        pipeline_toml(
+            {
+                "deps": [ok_gate("lock")],
+                "unit": [f"name = 'tests', run = {toml_list([PY, '-c', flag])}"],
+                "later": [failing_gate("never-green")],
+            },
+            green=["deps", "unit"],
+        ),
+        extra={"README.md": "hello\n"},
+    )
+    monkeypatch.chdir(root)
+    for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_SHA"):
+        monkeypatch.delenv(name, raising=False)
+    return root
+
+
+def test_gates_exit_status_follows_the_run(project: Path) -> None:
+    assert cli.gates(only="deps,unit") == 0
+    assert cli.gates() == cli.EXIT_FAILED  # 'later' fails
+    assert cli.gates(only="nope") == cli.EXIT_REFUSED
+    records = list(History(project / ".gates/history.jsonl").records())
+    assert [(r.phase, r.outcome) for r in records] == [
+        ("deps", "passed"),
+        ("unit", "passed"),
+        ("deps", "passed"),
+        ("unit", "passed"),
+        ("later", "failed"),
+    ]
+
+
+def test_status_prints_the_green_commit(project: Path) -> None:
+    screen, out = console()
+    assert cli.status(console=screen) == 0
+    assert "No green commit yet" in out.getvalue()
+    cli.gates(only="deps,unit")
+    screen, out = console()
+    cli.status(console=screen)
+    head = git(project, "rev-parse", "HEAD").strip()[:12]
+    assert f"Phase 1 Gate 0 (unit/tests): PASSED (commit {head}" in out.getvalue()
+    assert f"Last green commit (phases deps, unit): {head}" in out.getvalue()
+
+
+def test_status_and_rollback_outside_a_project_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".git").mkdir()  # tests may run inside a checkout; the search stops here
+    monkeypatch.chdir(tmp_path)
+    screen, out = console()
+    assert cli.status(console=screen) == cli.EXIT_REFUSED
+    assert cli.roll_back(console=screen) == cli.EXIT_REFUSED
+    assert cli.upgrade_dependencies(console=screen) == cli.EXIT_REFUSED
+    assert cli.gates() == cli.EXIT_REFUSED
+    assert "no pyproject.toml with a [tool.gates] table" in out.getvalue()
+
+
+def test_failing_gate_then_rollback_then_restore(project: Path) -> None:
+    assert cli.gates(only="deps,unit") == 0
+    (project / "FAIL").write_text("makes the unit gate fail\n")
+    (project / "README.md").write_text("edited\n")
+    git(project, "add", "README.md")
+    assert cli.gates(only="unit") == cli.EXIT_FAILED
+    screen, out = console()
+    assert cli.roll_back(console=screen) == 0
+    text = out.getvalue()
+    assert "Rolled back the whole tree to" in text
+    assert not (project / "FAIL").exists()
+    assert (project / "README.md").read_text() == "hello\n"
+    command = text.split("To bring it back exactly as it was, run:\n")[1].splitlines()[0].strip()
+    subprocess.run(command, shell=True, check=True)  # noqa: S602 - as a person pastes it
+    assert (project / "FAIL").read_text() == "makes the unit gate fail\n"
+    assert git(project, "status", "--porcelain").splitlines() == ["M  README.md", "?? FAIL"]
+
+
+def test_rollback_refusal_is_explained(project: Path) -> None:
+    screen, out = console()
+    assert cli.roll_back(to="no-such-commit", console=screen) == cli.EXIT_REFUSED
+    assert "rollback refused: unknown target 'no-such-commit'" in out.getvalue()
+
+
+def test_upgrade_refuses_without_a_lock(project: Path) -> None:
+    screen, out = console()
+    assert cli.upgrade_dependencies(console=screen) == cli.EXIT_REFUSED
+    assert "uv.lock is missing" in out.getvalue()
+
+
+def test_github_flag_without_the_variables_warns(project: Path) -> None:
+    screen, out = console()
+    run = cli.execute(project, only="deps", github=True, console=screen)
+    assert run.passed
+    assert "--github needs GITHUB_TOKEN, GITHUB_REPOSITORY and GITHUB_SHA" in out.getvalue()
+
+
+def test_github_reporting_turns_on_from_the_environment(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "t")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/hangar")
+    monkeypatch.setenv("GITHUB_SHA", "abc")
+    monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")  # nothing listens: it must warn
+    from gates import github
+
+    monkeypatch.setattr(
+        github,
+        "make_client",
+        lambda target, paced=True: github.Github(
+            base_url=target.api_url,
+            retry=None,
+            timeout=2,
+            seconds_between_requests=None,
+            seconds_between_writes=None,
+        ),
+    )
+    screen, out = console()
+    run = cli.execute(project, only="deps", console=screen)
+    assert run.passed
+    assert "GitHub reporting failed (status gates/deps)" in out.getvalue()
+    screen, out = console()
+    cli.execute(project, only="deps", github=False, console=screen)
+    assert "GitHub" not in out.getvalue()
+
+
+def test_tasks_are_thin_wrappers() -> None:
+    """tasks.py defines the gate tasks and each one calls into gates.cli (read, not imported:
+    the test environment need not have invoke)."""
+    tree = ast.parse((ROOT / "tasks.py").read_text())
+    calls = {
+        node.name: {
+            f"{call.func.value.id}.{call.func.attr}"
+            for call in ast.walk(node)
+            if isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and isinstance(call.func.value, ast.Name)
+        }
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+    }
+    assert "cli.gates" in calls["gates"]
+    assert "cli.status" in calls["status"]
+    assert "cli.roll_back" in calls["rollback"]
+    assert "cli.upgrade_dependencies" in calls["upgrade"]
+
+
+def fake_upgrade(result: UpgradeResult) -> Callable[..., UpgradeResult]:
+    def upgrade(root: Path, *, run_gates: Callable[[], Run], **kwargs: object) -> UpgradeResult:
+        if result.changes:
+            result.run = run_gates()
+        return result
+
+    return upgrade
+
+
+CHANGES = [VersionChange("rich", "13.0", "14.0")]
+
+
+@pytest.mark.parametrize(
+    ("result", "status", "says"),
+    [
+        (UpgradeResult(), 0, "Nothing to upgrade"),
+        (
+            UpgradeResult(CHANGES, staged=True),
+            0,
+            "upgrade is staged (commit it when ready):\n  rich 13.0 → 14.0",
+        ),
+        (UpgradeResult(CHANGES, staged=True, commit="c" * 40), 0, "committed as cccccccccccc"),
+        (
+            UpgradeResult(CHANGES, restored=True, sync_problem="boom"),
+            1,
+            "gate later/never-green failed",
+        ),
+    ],
+)
+def test_upgrade_reports_the_outcome(
+    project: Path, monkeypatch: pytest.MonkeyPatch, result: UpgradeResult, status: int, says: str
+) -> None:
+    monkeypatch.setattr(cli, "upgrade", fake_upgrade(result))
+    screen, out = console()
+    only = "deps,unit" if status == 0 else None  # 'later' always fails
+    assert cli.upgrade_dependencies(only=only, console=screen) == status
+    assert says in out.getvalue()

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gates.errors import ConfigError
+from gates.pipeline import Pipeline
+from gates.project import find_root, gates_table, supported_pythons
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_projects_pipeline_is_valid_and_in_order() -> None:
+    pipeline = Pipeline.load(ROOT)
+    assert pipeline.phase_names == ["deps", "static", "unit", "e2e", "integration", "bench"]
+    deps = pipeline.phase("deps")
+    assert [g.name for g in deps.gates] == ["lock", "sync", "provision", "collect"]
+    assert deps.gates[0].target == ("uv", "lock", "--check")
+    unit = pipeline.phase("unit")
+    serial = unit.gates[0]
+    assert serial.kind == "session"
+    assert serial.target == f"unit-{supported_pythons(ROOT)[0]}"
+    assert unit.gates[1].same_outcomes_as == "serial"
+    assert unit.gates[2].options["min_speedup"] == "auto"
+    assert ("unit", "speedup") in pipeline.green_gates()
+    assert ("e2e", "e2e") not in pipeline.green_gates()
+
+
+def test_select_only_keeps_pipeline_order_and_from_resumes() -> None:
+    pipeline = Pipeline.load(ROOT)
+    assert [p.name for p in pipeline.select(["unit", "deps"])] == ["deps", "unit"]
+    assert [p.name for p in pipeline.select(start="integration")] == ["integration", "bench"]
+    assert len(pipeline.select()) == 6
+    with pytest.raises(ConfigError, match="unknown phase 'nope'; phases are: deps, static"):
+        pipeline.select(["nope"])
+    with pytest.raises(ConfigError, match="either --only or --from"):
+        pipeline.select(["deps"], "unit")
+
+
+def phases(*gates: dict[str, Any], name: str = "p") -> dict[str, Any]:
+    return {"phases": [{"name": name, "gates": list(gates)}]}
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({}, "needs \\[\\[tool.gates.phases\\]\\]"),
+        ({"phases": [{}]}, "needs a string `name`"),
+        ({"phases": [{"name": "a"}, {"name": "a"}]}, "declared twice"),
+        ({"phases": [{"name": "a", "gates": {}}]}, "must be a list"),
+        (phases({"run": ["x"]}), "every gate needs a string `name`"),
+        (phases({"name": "g"}), "exactly one of session, run, check"),
+        (phases({"name": "g", "run": ["x"], "session": "s"}), "exactly one"),
+        (phases({"name": "g", "run": []}), "non-empty argv"),
+        (phases({"name": "g", "run": "x"}), "`run` must be a list of strings"),
+        (phases({"name": "g", "session": 1}), "`session` must be a string"),
+        (phases({"name": "g", "check": "magic"}), "unknown check 'magic'"),
+        (phases({"name": "g", "run": ["x"], "colour": 1}), "unknown keys \\['colour'\\]"),
+        (phases({"name": "g", "run": ["x"], "timeout": "soon"}), "`timeout` must be seconds"),
+        (phases({"name": "g", "run": ["x"], "ok_exit_codes": 0}), "list of integers"),
+        (phases({"name": "g", "run": ["x"], "same_outcomes_as": 1}), "must name an earlier"),
+        (phases({"name": "g", "run": ["x"], "same_outcomes_as": "later"}), "must name an earlier"),
+        (phases({"name": "g", "run": ["x"]}, {"name": "g", "run": ["y"]}), "gate 'g' twice"),
+        ({**phases({"name": "g", "run": ["x"]}), "green_phases": ["z"]}, "green_phases"),
+        ({**phases({"name": "g", "run": ["x"]}), "history": 3}, "history must be a path"),
+    ],
+)
+def test_malformed_pipelines_are_rejected_with_the_reason(
+    table: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Pipeline.from_table(table)
+
+
+def test_gate_descriptions_and_commands_for_a_person() -> None:
+    pipeline = Pipeline.from_table(
+        phases(
+            {"name": "s", "session": "unit-{python}", "args": ["a", "b"], "junit": True},
+            {"name": "r", "run": ["uv", "lock"], "timeout": 5, "ok_exit_codes": [0, 5]},
+            {"name": "c", "check": "speedup"},
+            {"name": "t", "session": "parallel", "same_outcomes_as": "s"},
+        ),
+        pythons=["3.12"],
+    )
+    s, r, c, t = pipeline.phase("p").gates
+    assert s.target == "unit-3.12"
+    assert s.describe() == "nox -s unit-3.12"
+    assert s.command_for_a_person() == "uv run nox -s unit-3.12 -- a b"
+    assert t.command_for_a_person() == "uv run nox -s parallel"
+    assert t.junit  # comparing outcomes needs them
+    assert r.describe() == r.command_for_a_person() == "uv lock"
+    assert r.timeout == 5.0
+    assert r.ok_exit_codes == (0, 5)
+    assert c.describe() == "check speedup"
+    assert c.command_for_a_person() == "uv run invoke gates --only p"
+    assert c.key == "p/c"
+    assert pipeline.green_phases == ("p",)  # default: every phase
+
+
+def test_session_placeholder_stays_without_known_pythons() -> None:
+    pipeline = Pipeline.from_table(phases({"name": "s", "session": "unit-{python}"}))
+    assert pipeline.phase("p").gates[0].target == "unit-{python}"
+
+
+def test_find_root_walks_up_to_the_gates_table(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.gates]\nphases = []\n")
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "pyproject.toml").write_text("[project]\nname = 'member'\n")
+    assert find_root(tmp_path / "a" / "b") == tmp_path
+
+
+def test_missing_or_broken_config_says_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()  # the search stops at a repository root (tests may run in one)
+    with pytest.raises(ConfigError, match=r"no pyproject.toml with a \[tool.gates\] table"):
+        find_root(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[project\n")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        find_root(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.other]\n")
+    with pytest.raises(ConfigError, match=r"has no \[tool.gates\] table"):
+        gates_table(tmp_path)
