@@ -7,7 +7,7 @@ is allowed (that is the service's state machine). A provider that lacks a capabi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -23,7 +23,7 @@ class Capability(StrEnum):
 
 
 class ProviderError(Exception):
-    """An action failed in the provider; the message is shown to the user as the operation's error."""
+    """An action failed in the provider; the message is shown to the user as the operation error."""
 
 
 class UnsupportedError(ProviderError):
@@ -113,9 +113,20 @@ class Provider(Protocol):
     async def clone(self, source_key: str, spec: MachineSpec) -> None: ...
 
     # -- capability EXEC / CONSOLE ------------------------------------------------------
-    async def exec(self, key: str, command: str, timeout: float = 30.0) -> ExecResult: ...
+    async def exec(self, key: str, command: str, timeout: float = 30.0) -> ExecResult: ...  # noqa: ASYNC109
     async def console(self, key: str, lines: int = 100) -> str: ...
 
     async def close(self) -> None:
         """Release connections; machines keep running (they outlive the API server)."""
+        ...
+
+
+@runtime_checkable
+class DiskInventory(Protocol):
+    """An optional addition to `Provider` for providers with `Capability.DISKS` whose disks are
+    files: which disk files exist, so the observer can report a disk row whose file is missing
+    and a file that no row names. A provider without it is simply not checked for disk drift."""
+
+    async def disk_inventory(self) -> Mapping[str, Set[str]]:
+        """Machine key -> the disk keys whose files exist, for every machine the provider has."""
         ...

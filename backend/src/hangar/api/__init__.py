@@ -1,0 +1,1 @@
+"""HTTP layer: the FastAPI app, its routers, request/response schemas, auth and SSE."""

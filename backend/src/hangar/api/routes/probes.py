@@ -1,0 +1,35 @@
+"""Probes for people and orchestrators: /health, /ready, /metrics (no auth)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from hangar.api.context import HangarDep
+from hangar.api.errors import error_response
+from hangar.db.migrate import DatabaseNotMigratedError, check_current
+
+router = APIRouter(tags=["probes"])
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready", response_model=None)
+async def ready(hangar: HangarDep) -> JSONResponse | dict[str, str]:
+    try:
+        await check_current(hangar.engine)
+    except DatabaseNotMigratedError as exc:
+        return error_response(503, "not_ready", str(exc))
+    except Exception as exc:  # any database failure means "not ready", never a 500
+        return error_response(503, "not_ready", f"database does not answer: {exc}")
+    return {"status": "ready"}
+
+
+@router.get("/metrics")
+async def metrics(hangar: HangarDep) -> Response:
+    hangar.metrics.set_machine_counts(await hangar.machines.machine_counts())
+    return Response(hangar.metrics.render(), media_type=CONTENT_TYPE_LATEST)

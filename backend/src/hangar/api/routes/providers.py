@@ -1,0 +1,26 @@
+"""Enabled providers, and fault injection into the fake provider (used by tests)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from hangar.api.auth import Admin, Reader
+from hangar.api.context import HangarDep
+from hangar.api.schemas import FaultIn, ProviderOut
+
+router = APIRouter(prefix="/api/v1/providers", tags=["providers"])
+
+
+@router.get("")
+async def list_providers(_: Reader, hangar: HangarDep) -> list[ProviderOut]:
+    return [ProviderOut.model_validate(p) for p in await hangar.machines.provider_info()]
+
+
+@router.post("/fake/faults", status_code=204)
+async def inject_fault(body: FaultIn, _: Admin, hangar: HangarDep) -> None:
+    hangar.machines.inject_fault(body.action, body.message, body.times)
+
+
+@router.delete("/fake/faults", status_code=204)
+async def clear_faults(_: Admin, hangar: HangarDep) -> None:
+    hangar.machines.clear_faults()

@@ -1,0 +1,193 @@
+"""Request and response bodies of the API (docs/api.md is the contract)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+DNS_LABEL_RULE = (
+    "must be a DNS label: 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
+)
+
+
+def _dns_label(value: str) -> str:
+    if not DNS_LABEL.fullmatch(value):
+        raise ValueError(f"{value!r} {DNS_LABEL_RULE}")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite returns naive datetimes; everything is stored in UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+DnsLabel = Annotated[str, Field(max_length=63), AfterValidator(_dns_label)]
+UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
+
+
+class Input(BaseModel):
+    """Request bodies: unknown fields are an error, so typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# ---------------------------------------------------------------- auth
+class LoginIn(Input):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class PasswordChangeIn(Input):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024)
+
+
+class UserOut(Output):
+    id: str
+    username: str
+    role: str
+
+
+class SessionOut(BaseModel):
+    user: UserOut
+    csrf_token: str | None
+
+
+class TokenIn(Input):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class TokenOut(Output):
+    id: str
+    name: str
+    created_at: UtcDateTime
+    last_used_at: UtcDateTime | None
+    revoked_at: UtcDateTime | None
+
+
+class TokenCreatedOut(TokenOut):
+    token: str
+
+
+# ---------------------------------------------------------------- machines
+class MachineIn(Input):
+    name: DnsLabel
+    provider: str = Field(min_length=1, max_length=32)
+    image: str = Field(min_length=1, max_length=200)
+    cpus: int = Field(ge=1, le=8, strict=True)
+    memory_mb: int = Field(ge=64, le=16384, strict=True)
+    start: bool = Field(default=True, strict=True)
+
+
+class CloneIn(Input):
+    name: DnsLabel
+
+
+class MachineOut(Output):
+    id: str
+    name: str
+    provider: str
+    image: str
+    cpus: int
+    memory_mb: int
+    state: str
+    endpoint: str | None
+    error: str | None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+
+
+class MachinePageOut(BaseModel):
+    items: list[MachineOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class OperationOut(Output):
+    id: str
+    machine_id: str
+    kind: str
+    status: str
+    error: str | None
+    created_at: UtcDateTime
+    finished_at: UtcDateTime | None
+
+
+class OperationAcceptedOut(BaseModel):
+    operation: OperationOut
+
+
+class MachineAcceptedOut(BaseModel):
+    machine: MachineOut
+    operation: OperationOut
+
+
+class ConsoleOut(BaseModel):
+    text: str
+
+
+# ---------------------------------------------------------------- disks and snapshots
+class DiskIn(Input):
+    name: DnsLabel
+    size_mb: int = Field(ge=1, le=65536, strict=True)
+
+
+class DiskOut(Output):
+    id: str
+    machine_id: str
+    name: str
+    size_mb: int
+    attached: bool
+    created_at: UtcDateTime
+
+
+class DiskAcceptedOut(BaseModel):
+    disk: DiskOut
+    operation: OperationOut
+
+
+class SnapshotIn(Input):
+    name: DnsLabel
+
+
+class SnapshotOut(Output):
+    id: str
+    machine_id: str
+    name: str
+    created_at: UtcDateTime
+
+
+class SnapshotAcceptedOut(BaseModel):
+    snapshot: SnapshotOut
+    operation: OperationOut
+
+
+# ---------------------------------------------------------------- events and providers
+class EventOut(Output):
+    id: int
+    machine_id: str | None
+    kind: str
+    state: str | None
+    message: str
+    created_at: UtcDateTime
+
+
+class ProviderOut(Output):
+    name: str
+    capabilities: list[str]
+    images: list[str]
+
+
+class FaultIn(Input):
+    action: str = Field(min_length=1, max_length=64)
+    message: str = Field(default="injected fault", min_length=1, max_length=1000)
+    times: int = Field(default=1, ge=1, le=1000, strict=True)

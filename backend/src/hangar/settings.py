@@ -1,0 +1,106 @@
+"""Settings of the hangar service, read from `HANGAR_*` environment variables (pydantic-settings).
+
+Callers rely on: every path is absolute after construction, `database_url` always names an async
+driver (`sqlite+aiosqlite` or `postgresql+psycopg`), and `providers` is a list of provider names.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+import hangar
+
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 -- a file name
+DATABASE_FILE = "hangar.db"
+
+
+def default_frontend_dir() -> Path:
+    """The repository's `frontend/` folder: backend/src/hangar/__init__.py -> four levels up."""
+    return Path(hangar.__file__).resolve().parents[3] / "frontend"
+
+
+def async_database_url(url: str) -> str:
+    """Name the async driver for a database URL a person wrote the plain way."""
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+    for plain in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url.removeprefix(plain)
+    return url
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told from outside. Unknown `HANGAR_*` variables are ignored."""
+
+    model_config = SettingsConfigDict(env_prefix="HANGAR_", extra="ignore")
+
+    data_dir: Path = Path(".hangar")
+    database_url: str = ""  # empty: a SQLite file in the data dir
+    secret_key: str = ""  # empty: generated once and kept in the data dir
+    providers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["fake"])
+    admin_password: str | None = None
+    frontend_dir: Path | None = Field(default_factory=default_frontend_dir)
+
+    session_hours: float = Field(default=12.0, gt=0)
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    fake_latency_seconds: float = Field(default=0.5, ge=0)
+
+    # Failed logins allowed within the window, per username and per client address.
+    login_attempts_per_user: int = Field(default=5, ge=1)
+    login_attempts_per_address: int = Field(default=20, ge=1)
+    login_window_seconds: float = Field(default=60.0, gt=0)
+
+    # How long shutdown waits for running operations before cancelling them.
+    shutdown_grace_seconds: float = Field(default=5.0, ge=0)
+
+    # How often the observer compares the database with the providers; 0 turns the loop off
+    # (GET /api/v1/observer/report still reconciles on demand).
+    observer_interval_seconds: float = Field(default=10.0, ge=0)
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _split_providers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("frontend_dir", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value: object) -> object:
+        # HANGAR_FRONTEND_DIR= (empty) turns the web UI off instead of serving the current dir.
+        return None if value == "" else value
+
+    @field_validator("providers")
+    @classmethod
+    def _providers_not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one provider must be enabled, e.g. HANGAR_PROVIDERS=fake")
+        return value
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / DATABASE_FILE}"
+        self.database_url = async_database_url(self.database_url)
+        return self
+
+    def ensure_data_dir(self) -> Path:
+        """Create the data dir (private to the user) and return it."""
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self.data_dir
+
+    def resolved_secret_key(self) -> str:
+        """The configured secret key, or the one stored in the data dir (created on first use)."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.ensure_data_dir() / SECRET_KEY_FILE
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        return path.read_text(encoding="utf-8").strip()

@@ -1,0 +1,179 @@
+"""Fixtures of the hangar unit tests: one database file per test, the fake provider with no latency,
+an app whose lifespan runs around each test, and clients logged in as admin or viewer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from hangar.api.app import create_app
+from hangar.api.context import Hangar
+from hangar.db import migrate
+from hangar.service import passwords
+from hangar.settings import Settings
+
+ADMIN = ("admin", "admin-password")
+VIEWER = ("viewer", "viewer-password")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No HANGAR_* variable of the person running the tests leaks in; hashing is cheap."""
+    for name in list(os.environ):
+        if name.startswith("HANGAR_"):
+            monkeypatch.delenv(name)
+    # Minimal argon2 cost: the tests check behaviour, not hashing strength.
+    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
+    monkeypatch.setattr(passwords, "PASSWORD_HASH", cheap)
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "data",
+        "fake_latency_seconds": 0.0,
+        "frontend_dir": None,
+        "secret_key": "test-secret-key",
+        "admin_password": ADMIN[1],
+        "shutdown_grace_seconds": 5.0,
+        # No observer loop unless a test asks for one: a tick must not change rows mid-test.
+        "observer_interval_seconds": 0,
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One database migrated to head per test process; tests get a copy (migrating is slow)."""
+    path = tmp_path_factory.mktemp("template") / "hangar.db"
+    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def migrated(settings: Settings, migrated_template: Path) -> Settings:
+    settings.ensure_data_dir()
+    shutil.copyfile(migrated_template, settings.data_dir / "hangar.db")
+    return settings
+
+
+@pytest_asyncio.fixture
+async def app(migrated: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(migrated)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+def hangar_of(app: FastAPI) -> Hangar:
+    hangar: Hangar = app.state.hangar
+    return hangar
+
+
+def client_for(app: FastAPI, **kwargs: object) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, **kwargs)  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=transport, base_url="http://hangar.test")
+
+
+@pytest_asyncio.fixture
+async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app) as client:
+        yield client
+
+
+async def log_in(client: httpx.AsyncClient, username: str, password: str) -> str:
+    """Log in with the cookie; set the CSRF header on the client; return the CSRF token."""
+    response = await client.post(
+        "/api/v1/auth/login", json={"username": username, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    csrf: str = response.json()["csrf_token"]
+    client.headers["X-CSRF-Token"] = csrf
+    return csrf
+
+
+@pytest_asyncio.fixture
+async def admin(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app) as client:
+        await log_in(client, *ADMIN)
+        yield client
+
+
+@pytest_asyncio.fixture
+async def viewer(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    await hangar_of(app).users.create_user(*VIEWER, role="viewer")
+    async with client_for(app) as client:
+        await log_in(client, *VIEWER)
+        yield client
+
+
+@dataclass
+class Api:
+    """Intention-revealing helpers over the admin client (what a script would do)."""
+
+    client: httpx.AsyncClient
+    app: FastAPI
+
+    async def settle(self) -> None:
+        """Wait (bounded) until no operation runs."""
+        await hangar_of(self.app).machines.wait_idle(10)
+
+    async def create(self, name: str = "web-1", *, start: bool = True, **fields: object) -> dict:
+        body = {
+            "name": name,
+            "provider": "fake",
+            "image": "debian-12",
+            "cpus": 1,
+            "memory_mb": 256,
+            "start": start,
+        }
+        body.update(fields)
+        response = await self.client.post("/api/v1/machines", json=body)
+        assert response.status_code == 202, response.text
+        await self.settle()
+        return await self.machine(response.json()["machine"]["id"])
+
+    async def machine(self, machine_id: str) -> dict:
+        response = await self.client.get(f"/api/v1/machines/{machine_id}")
+        assert response.status_code == 200, response.text
+        result: dict = response.json()
+        return result
+
+    async def act(self, machine_id: str, action: str) -> dict:
+        """POST an action, wait for it, return the finished operation."""
+        response = await self.client.post(f"/api/v1/machines/{machine_id}/{action}")
+        assert response.status_code == 202, response.text
+        return await self.finished(response.json()["operation"]["id"])
+
+    async def finished(self, operation_id: str) -> dict:
+        await self.settle()
+        response = await self.client.get(f"/api/v1/operations/{operation_id}")
+        assert response.status_code == 200, response.text
+        result: dict = response.json()
+        return result
+
+    async def fault(self, action: str, message: str = "injected fault", times: int = 1) -> None:
+        response = await self.client.post(
+            "/api/v1/providers/fake/faults",
+            json={"action": action, "message": message, "times": times},
+        )
+        assert response.status_code == 204, response.text
+
+
+@pytest.fixture
+def api(admin: httpx.AsyncClient, app: FastAPI) -> Api:
+    return Api(admin, app)

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""A fake `qemu-img` for the qemu provider's unit tests. It is NOT qemu-img: an "image" is a JSON
+file {"size", "backing", "snapshots", "data"} and only the subcommands and flags the provider
+uses exist (create, info, snapshot -c/-a/-d, convert)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def load(path: str) -> dict[str, object]:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        sys.exit(f"qemu-img: Could not open '{path}': No such file or directory")
+
+
+def main(args: list[str]) -> None:
+    command, rest = args[0], [a for a in args[1:] if a not in {"-q", "-U", "--output=json"}]
+    flags: dict[str, str] = {}
+    positional: list[str] = []
+    i = 0
+    while i < len(rest):
+        if rest[i] in {"-f", "-F", "-b", "-B", "-O", "-c", "-a", "-d"}:
+            flags[rest[i]] = rest[i + 1]
+            i += 2
+        else:
+            positional.append(rest[i])
+            i += 1
+    if command == "create":
+        size = positional[1] if len(positional) > 1 else "inherit"
+        image = {"size": size, "backing": flags.get("-b"), "snapshots": {}, "data": ""}
+        Path(positional[0]).write_text(json.dumps(image))
+    elif command == "info":
+        image = load(positional[0])
+        print(json.dumps({"snapshots": [{"name": n} for n in image["snapshots"]]}))  # type: ignore[union-attr]
+    elif command == "snapshot":
+        path = positional[0]
+        image = load(path)
+        snapshots: dict[str, str] = image["snapshots"]  # type: ignore[assignment]
+        if "-c" in flags:
+            snapshots[flags["-c"]] = str(image["data"])
+        elif "-a" in flags:
+            image["data"] = snapshots[flags["-a"]]
+        elif "-d" in flags:
+            if flags["-d"] not in snapshots:
+                sys.exit(f"qemu-img: Could not delete snapshot '{flags['-d']}'")
+            del snapshots[flags["-d"]]
+        Path(path).write_text(json.dumps(image))
+    elif command == "convert":
+        source = load(positional[0])
+        copy = {
+            "size": source["size"],
+            "backing": flags.get("-B"),
+            "snapshots": {},
+            "data": source["data"],
+        }
+        Path(positional[1]).write_text(json.dumps(copy))
+    else:
+        sys.exit(f"fake qemu-img: unsupported command {command}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,127 @@
+"""Invoke tasks of the Hangar monorepo: thin wrappers around the `gates` package.
+
+`uv run invoke --list` shows them; `uv run invoke --help TASK` explains one.
+"""
+
+from __future__ import annotations
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+
+@task(
+    help={
+        "only": "comma-separated phases to run, e.g. deps,static,unit",
+        "from": "resume at this phase and run every later one",
+        "keep_going": "run the remaining gates after a failure",
+        "github": "report phases as commit statuses and a sticky PR comment "
+        "(automatic when GITHUB_TOKEN, GITHUB_REPOSITORY and GITHUB_SHA are set)",
+    }
+)
+def gates(
+    c: Context, only: str = "", from_: str = "", keep_going: bool = False, github: bool = False
+) -> None:
+    """Run the phased gates in order; stop at the first failing gate."""
+    from gates import cli
+
+    status = cli.gates(
+        only=only or None,
+        start=from_ or None,
+        keep_going=keep_going,
+        github=True if github else None,
+    )
+    if status:
+        raise Exit(code=status)
+
+
+@task
+def status(c: Context) -> None:
+    """Show per phase and gate the last outcome and the last green commit."""
+    from gates import cli
+
+    raise Exit(code=cli.status())
+
+
+@task(
+    iterable=["paths"],
+    help={
+        "to": "commit to roll back to (default: the last commit on which every gate passed)",
+        "paths": "roll back only this path (repeatable)",
+    },
+)
+def rollback(c: Context, to: str = "", paths: list[str] | None = None) -> None:
+    """Save all work, bring the tree back to the last green commit, print how to restore."""
+    from gates import cli
+
+    raise Exit(code=cli.roll_back(to=to or None, paths=paths or []))
+
+
+@task(
+    help={
+        "package": "upgrade only this package (uv lock --upgrade-package)",
+        "commit": "commit the upgrade when every gate passes",
+        "only": "comma-separated phases to run after upgrading (default: all)",
+    }
+)
+def upgrade(c: Context, package: str = "", commit: bool = False, only: str = "") -> None:
+    """Upgrade the lock and keep it only if every gate passes; otherwise restore it exactly."""
+    from gates import cli
+
+    raise Exit(
+        code=cli.upgrade_dependencies(package=package or None, commit=commit, only=only or None)
+    )
+
+
+@task(help={"force": "rebuild even when the cached image is current"})
+def image(c: Context, force: bool = False) -> None:
+    """Build the qemu provider's guest image `tiny` (cached; rebuilt only when an input changes)."""
+    c.run("hangar image build" + (" --force" if force else ""), pty=False)
+
+
+@task(
+    help={
+        "tier": "the test tier to run again and again: e2e, unit or integration",
+        "runs": "how many times to run it",
+        "pytest_args": 'extra pytest arguments, e.g. "-k auth"',
+    }
+)
+def soak(c: Context, tier: str = "e2e", runs: int = 10, pytest_args: str = "") -> None:
+    """Run a tier N times; list every test that failed at least once (flaky) with its counts."""
+    import shlex
+
+    from gates import soak as soak_module
+
+    raise Exit(code=soak_module.main(tier, runs, shlex.split(pytest_args)))
+
+
+@task
+def setup(c: Context) -> None:
+    """Install the workspace exactly as locked, then the system packages the tiers need."""
+    c.run("uv sync --locked", pty=False)
+    _provision_system_packages()
+
+
+def _provision_system_packages() -> None:
+    """System packages (QEMU, Chromium, ...): `gates.provision`; HANGAR_PROVISION=0 skips it."""
+    from gates import provision
+
+    status = provision.main([])
+    if status:
+        raise Exit(code=status)
+
+
+DEV_DATA_DIR = ".hangar/dev"
+
+
+@task(help={"host": "address to listen on", "port": "port to listen on"})
+def dev(c: Context, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve hangar with auto-reload: data in .hangar/dev, migrated, an admin ready to log in."""
+    import os
+    from pathlib import Path
+
+    data_dir = os.environ.get("HANGAR_DATA_DIR") or str(Path(__file__).parent / DEV_DATA_DIR)
+    env = {"HANGAR_DATA_DIR": data_dir}
+    c.run("uv run hangar dev-setup", env=env, pty=False)  # migrates; prints the admin login
+    print(f"url:      http://{host}:{port}/")
+    c.run(f"uv run hangar serve --reload --host {host} --port {port}", env=env, pty=False)
