@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from hangar.db import migrate
 from hangar.db.engine import create_engine, create_sessionmaker
 from hangar.providers.fake import FakeProvider
 from hangar.service.errors import BusyError, ConflictError, InvalidTransitionError, NotFoundError
@@ -37,12 +36,16 @@ FAULTS = ("create", "start", "stop", "delete")
 _template: list[Path] = []
 
 
+@pytest.fixture(autouse=True)
+def _migrated_template(migrated_template: Path) -> Iterator[None]:
+    """Hand the session's migrated database (in pytest's temp dir) to the state machine."""
+    _template[:] = [migrated_template]
+    yield
+    _template.clear()
+
+
 def migrated_copy(directory: Path) -> str:
     """A fresh database per example, copied from one migrated template (migrating is slow)."""
-    if not _template:
-        template_dir = Path(tempfile.mkdtemp(prefix="hangar-template-"))
-        migrate.upgrade(f"sqlite+aiosqlite:///{template_dir / 'hangar.db'}")
-        _template.append(template_dir / "hangar.db")
     shutil.copyfile(_template[0], directory / "hangar.db")
     return f"sqlite+aiosqlite:///{directory / 'hangar.db'}"
 
