@@ -1,0 +1,1 @@
+"""Page objects: one class per view, methods named for what a person does."""

@@ -1,0 +1,174 @@
+"""Soak: run one test tier N times and list every test that failed at least once (flaky).
+
+A tier runs through its nox session (`nox -R` reuses the warm environment), each run writing a
+junit report that `gates.junit.TestReport` reads. A test that failed in some runs and passed in
+others is flaky; one that failed in every run is broken; both are listed with their failure counts.
+A run that crashed without a report is listed too, so nothing is hidden behind "no data".
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gates.errors import GatesError
+from gates.junit import TestReport
+
+# The nox session that runs each tier, and its test dirs: posargs replace a session's default
+# dirs (the convention of noxfile.py and the gates pipeline), so they are named every time.
+TIER_SESSIONS: dict[str, tuple[str, list[str]]] = {
+    "unit": ("parallel", ["backend/tests", "gates/tests"]),
+    "e2e": ("e2e", ["e2e"]),
+    "integration": ("integration", ["integration"]),
+}
+
+# Runs one command and returns its exit status; injected by tests.
+Runner = Callable[[Sequence[str]], int]
+
+
+class SoakError(GatesError):
+    """The soak cannot run as asked (unknown tier, fewer than one run)."""
+
+
+def _run(argv: Sequence[str]) -> int:
+    return subprocess.run(list(argv), check=False).returncode
+
+
+def command_for(tier: str, junit: Path, extra: Sequence[str] = ()) -> list[str]:
+    """The command that runs `tier` once and writes its junit report to `junit`."""
+    if tier not in TIER_SESSIONS:
+        known = ", ".join(sorted(TIER_SESSIONS))
+        raise SoakError(f"no tier {tier!r} to soak; known tiers: {known}")
+    session, dirs = TIER_SESSIONS[tier]
+    return ["uv", "run", "nox", "-R", "-s", session, "--", *dirs, f"--junitxml={junit}", *extra]
+
+
+@dataclass
+class RunRecord:
+    """One run: its exit status, duration and per-test outcomes (empty when it crashed)."""
+
+    number: int
+    exit_status: int
+    seconds: float
+    report: TestReport
+
+    @property
+    def crashed(self) -> bool:
+        return self.exit_status != 0 and not self.report.outcomes
+
+
+@dataclass
+class SoakResult:
+    tier: str
+    runs: list[RunRecord] = field(default_factory=list)
+
+    def failure_counts(self) -> Counter[str]:
+        """How many runs each test failed or errored in (tests that never failed are absent)."""
+        counts: Counter[str] = Counter()
+        for run in self.runs:
+            for test, outcome in run.report.outcomes.items():
+                if outcome in {"failed", "error"}:
+                    counts[test] += 1
+        return counts
+
+    def last_message(self, test: str) -> str:
+        """The first line of the test's most recent failure message ('' when it had none)."""
+        for run in reversed(self.runs):
+            if run.report.outcomes.get(test) in {"failed", "error"}:
+                message = run.report.messages.get(test, "").strip()
+                return message.splitlines()[0] if message else ""
+        return ""
+
+    def runs_of(self, test: str) -> int:
+        """In how many runs the test ran at all (a crash or deselection means fewer)."""
+        return sum(1 for run in self.runs if test in run.report.outcomes)
+
+    @property
+    def failing(self) -> list[tuple[str, int, int]]:
+        """(test, failures, runs) for every test that failed at least once, worst first."""
+        counts = self.failure_counts()
+        rows = [(test, n, self.runs_of(test)) for test, n in counts.items()]
+        return sorted(rows, key=lambda row: (-row[1], row[0]))
+
+    @property
+    def crashed_runs(self) -> list[RunRecord]:
+        return [run for run in self.runs if run.crashed]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failing and not self.crashed_runs
+
+    def render(self) -> str:
+        """A report for a person: per run, then every test that failed at least once."""
+        lines = [f"soak of tier {self.tier}: {len(self.runs)} runs"]
+        for run in self.runs:
+            counts = run.report.counts
+            summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no tests"
+            status = "crashed, no report" if run.crashed else summary
+            lines.append(
+                f"  run {run.number}: exit {run.exit_status}, {run.seconds:.0f} s, {status}"
+            )
+        if self.ok:
+            lines.append("no flaky tests: every test passed in every run")
+            return "\n".join(lines)
+        if self.failing:
+            lines.append(f"{len(self.failing)} test(s) failed at least once (flaky):")
+            for test, failures, runs in self.failing:
+                verdict = "always" if failures == runs else "flaky"
+                lines.append(f"  {failures}/{runs} failed ({verdict})  {test}")
+                message = self.last_message(test)
+                if message:
+                    lines.append(f"      last failure: {message[:300]}")
+        if self.crashed_runs:
+            numbers = ", ".join(str(run.number) for run in self.crashed_runs)
+            lines.append(f"run(s) {numbers} crashed before writing a report")
+        return "\n".join(lines)
+
+
+def soak(
+    tier: str,
+    runs: int,
+    *,
+    extra: Sequence[str] = (),
+    runner: Runner | None = None,
+    workdir: Path | None = None,
+    on_run: Callable[[RunRecord], None] = lambda _run: None,
+) -> SoakResult:
+    """Run `tier` `runs` times and collect every run's per-test outcomes."""
+    run_command = runner or _run
+    if runs < 1:
+        raise SoakError(f"--runs must be at least 1, got {runs}")
+    command_for(tier, Path("check"))  # unknown tier: fail before the first run
+    result = SoakResult(tier)
+    with tempfile.TemporaryDirectory(prefix=f"soak-{tier}-", dir=workdir) as scratch:
+        for number in range(1, runs + 1):
+            junit = Path(scratch) / f"run-{number}.xml"
+            started = time.monotonic()
+            status = run_command(command_for(tier, junit, extra))
+            record = RunRecord(number, status, time.monotonic() - started, TestReport.read(junit))
+            result.runs.append(record)
+            on_run(record)
+    return result
+
+
+def main(tier: str, runs: int, extra: Sequence[str] = ()) -> int:
+    """CLI entry (`invoke soak`): print the report; exit 1 when any test failed or a run crashed."""
+    try:
+        result = soak(
+            tier,
+            runs,
+            extra=extra,
+            on_run=lambda run: print(
+                f"soak {tier}: run {run.number}/{runs} exit {run.exit_status}", flush=True
+            ),
+        )
+    except SoakError as error:
+        print(f"error: {error}")
+        return 2
+    print(result.render())
+    return 0 if result.ok else 1
