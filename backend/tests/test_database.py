@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.asyncio
 
 
 def tables(path: Path) -> set[str]:
-    with sqlite3.connect(path) as connection:
+    # sqlite3's own context manager commits but does not close (3.13 warns about that).
+    with closing(sqlite3.connect(path)) as connection:
         rows = connection.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
     return {name for (name,) in rows if not name.startswith("sqlite_")}
 
