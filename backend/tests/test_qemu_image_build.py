@@ -162,3 +162,39 @@ def test_doctor_reports_tools_images_and_accelerator(
     assert "qemu version         7.2.0" in result.output
     assert "accelerator          tcg (set by HANGAR_QEMU_ACCEL)" in result.output
     assert "image tiny           ok" in result.output
+
+
+def test_build_refreshes_stale_apt_lists_once(
+    apt: FakeApt, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refreshed: list[bool] = []
+    real_kernel_package = apt.kernel_package
+
+    def kernel_package(meta: str = "linux-image-amd64") -> debian.Package:
+        if not refreshed:
+            raise debian.PackageError("E: Unable to locate package linux-image-amd64")
+        return real_kernel_package(meta)
+
+    monkeypatch.setattr(debian, "kernel_package", kernel_package)
+    monkeypatch.setattr(debian, "refresh_lists", lambda log: refreshed.append(True) or True)
+    result = tiny.build(tmp_path)
+    assert refreshed == [True]
+    assert result.built
+    assert not result.image.missing_files()
+
+
+def test_build_failure_stands_when_lists_cannot_be_refreshed(
+    apt: FakeApt, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def kernel_package(meta: str = "linux-image-amd64") -> debian.Package:
+        raise debian.PackageError("E: Unable to locate package linux-image-amd64")
+
+    monkeypatch.setattr(debian, "kernel_package", kernel_package)
+    monkeypatch.setattr(debian, "refresh_lists", lambda log: False)
+    with pytest.raises(debian.PackageError, match="Unable to locate"):
+        tiny.build(tmp_path)
+
+
+def test_refresh_lists_respects_hangar_provision_0(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HANGAR_PROVISION", "0")
+    assert debian.refresh_lists() is False

@@ -6,9 +6,11 @@ directory: nothing is installed on the host, in particular no kernel lands in /b
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,26 @@ def _run(argv: list[str], cwd: Path | None = None) -> str:
             "If apt knows no such package, run `apt-get update` first."
         )
     return done.stdout
+
+
+def refresh_lists(log: Callable[[str], None] = lambda _: None) -> bool:
+    """Run `apt-get update` when that needs no password; return whether the lists were refreshed.
+
+    A machine's apt lists can be missing or stale (the listed kernel version already gone from the
+    archive); one refresh fixes both. `HANGAR_PROVISION=0` forbids it, as for provisioning.
+    """
+    if os.environ.get("HANGAR_PROVISION", "1") == "0" or shutil.which("apt-get") is None:
+        return False
+    if os.geteuid() == 0:
+        argv = ["apt-get", "update"]
+    elif (
+        shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], check=False).returncode == 0
+    ):
+        argv = ["sudo", "-n", "apt-get", "update"]
+    else:
+        return False
+    log("refreshing apt's package lists (apt-get update)")
+    return subprocess.run(argv, capture_output=True, check=False).returncode == 0
 
 
 def parse_control(text: str) -> dict[str, str]:

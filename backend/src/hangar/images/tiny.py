@@ -115,7 +115,20 @@ def _build_lock(root: Path) -> Iterator[None]:
 def build(
     data_dir: Path, *, force: bool = False, log: Callable[[str], None] = lambda _: None
 ) -> BuildResult:
-    """Build `tiny` unless the cache has it; register it in the data dir's registry either way."""
+    """Build `tiny` unless the cache has it; register it in the data dir's registry either way.
+
+    When apt cannot name or fetch a package, its lists are refreshed once (if that needs no
+    password) and the build is tried again.
+    """
+    try:
+        return _build(data_dir, force=force, log=log)
+    except debian.PackageError:
+        if not debian.refresh_lists(log):
+            raise
+        return _build(data_dir, force=force, log=log)
+
+
+def _build(data_dir: Path, *, force: bool, log: Callable[[str], None]) -> BuildResult:
     started = time.monotonic()
     registry = Registry(data_dir)
     cache = data_dir / "images" / "cache" / NAME
