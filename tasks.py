@@ -17,10 +17,16 @@ from invoke.tasks import task
         "keep_going": "run the remaining gates after a failure",
         "github": "report phases as commit statuses and a sticky PR comment "
         "(automatic when GITHUB_TOKEN, GITHUB_REPOSITORY and GITHUB_SHA are set)",
+        "baseline": "commit the bench gate compares with (default: the last green commit)",
     }
 )
 def gates(
-    c: Context, only: str = "", from_: str = "", keep_going: bool = False, github: bool = False
+    c: Context,
+    only: str = "",
+    from_: str = "",
+    keep_going: bool = False,
+    github: bool = False,
+    baseline: str = "",
 ) -> None:
     """Run the phased gates in order; stop at the first failing gate."""
     from gates import cli
@@ -30,6 +36,7 @@ def gates(
         start=from_ or None,
         keep_going=keep_going,
         github=True if github else None,
+        baseline=baseline or None,
     )
     if status:
         raise Exit(code=status)

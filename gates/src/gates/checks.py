@@ -1,4 +1,5 @@
-"""Built-in checks: provisioning, test collection, tier categorization and parallel speedup."""
+"""Built-in checks: provisioning, test collection, tier categorization, parallel speedup and the
+benchmark comparison."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gates import bench as benchmarks
 from gates.collection import REPORT_VARIABLE
 from gates.execution import GateContext, GateResult, tail
-from gates.history import Outcome
-from gates.pipeline import Gate
+from gates.history import History, Outcome
+from gates.pipeline import Gate, Pipeline
 from gates.provision import ProvisionSpec, ensure, is_ci
+from gates.repository import Repository
 
 TIERS = ("unit", "e2e", "integration", "bench")
 Check = Callable[[Gate, GateContext], GateResult]
@@ -194,9 +197,67 @@ def speedup(gate: Gate, ctx: GateContext) -> GateResult:
     return GateResult(outcome, summary=summary, metrics=metrics, key_output=key)
 
 
+def bench(gate: Gate, ctx: GateContext) -> GateResult:
+    """No benchmark is surely slower than on the baseline by more than its threshold.
+
+    The baseline is `--baseline REV`, else the last green commit of the history; the results
+    are stored under `.gates/bench/<run>/`."""
+    pipeline = Pipeline.load(ctx.root)
+    repository = Repository(ctx.root)
+    wanted = ctx.baseline or History(ctx.root / pipeline.history).last_green_commit(
+        pipeline.green_gates()
+    )
+    if wanted is None:
+        return GateResult(
+            "skipped",
+            summary="no green commit in the history to compare with; pass --baseline REV",
+        )
+    baseline = repository.resolve(wanted)
+    if baseline is None:
+        return GateResult("failed", summary=f"--baseline {wanted!r} names no commit here")
+    settings = benchmarks.BenchSettings.load(ctx.root)
+    log = ctx.log_for(gate.key)
+    try:
+        outcome = benchmarks.run_comparison(
+            ctx.root,
+            baseline,
+            shell=ctx.shell,
+            results=ctx.root / ".gates" / "bench" / ctx.run_dir.name,
+            log=log,
+            environ=ctx.environ,
+            settings=settings,
+            selection=gate.args or benchmarks.DEFAULT_SELECTION,
+            timeout=gate.timeout or 1800,
+            run_id=ctx.run_dir.name,  # names the scratch dir, so leftovers show their run
+        )
+    except benchmarks.BenchError as error:
+        return GateResult("failed", summary=str(error), key_output=tail(log))
+    text = benchmarks.render(
+        benchmarks.table(outcome.comparisons, settings.confidence, settings.quantile)
+    )
+    lines = text.rstrip("\n").splitlines()
+    if outcome.only_one_side:
+        lines.append(f"only on one side (not compared): {', '.join(outcome.only_one_side)}")
+    slower = [c.name.rsplit("::", 1)[-1] for c in outcome.regressions]
+    summary = (
+        f"{len(outcome.comparisons)} benchmarks against {repository.short(baseline)}, "
+        f"{settings.rounds} rounds: "
+        + (f"{len(slower)} slower ({', '.join(slower)})" if slower else "no regression")
+    )
+    if not outcome.comparisons:
+        return GateResult("failed", summary="no benchmark ran on both sides", key_output=lines)
+    return GateResult(
+        "failed" if slower else "passed",
+        summary=summary,
+        metrics=outcome.metrics(),
+        key_output=lines,
+    )
+
+
 CHECKS: dict[str, Check] = {
     "provision": provision,
     "collect": collect,
     "categorization": categorization,
     "speedup": speedup,
+    "bench": bench,
 }

@@ -72,13 +72,16 @@ def execute(
     github: bool | None = None,
     console: Console | None = None,
     context: GateContext | None = None,
+    baseline: str | None = None,
 ) -> Run:
     """Run the selected phases of the project's pipeline with console (and GitHub) reporting."""
     console = console or make_console()
     pipeline = Pipeline.load(root)
     phases = pipeline.select(_split(only), start)
     run_id = new_run_id()
-    ctx = context or GateContext(root=root, run_dir=root / ".gates" / "runs" / run_id)
+    ctx = context or GateContext(
+        root=root, run_dir=root / ".gates" / "runs" / run_id, baseline=baseline
+    )
     reporters: list[Reporter] = [ConsoleReporter(console)]
     remote = _github_reporter(github, ctx.environ, console)
     if remote is not None:
@@ -98,11 +101,19 @@ def gates(
     start: str | None = None,
     keep_going: bool = False,
     github: bool | None = None,
+    baseline: str | None = None,
 ) -> int:
     """`invoke gates`: 0 when every gate that ran passed."""
     console = make_console()
     try:
-        run = execute(find_root(), only=only, start=start, keep_going=keep_going, github=github)
+        run = execute(
+            find_root(),
+            only=only,
+            start=start,
+            keep_going=keep_going,
+            github=github,
+            baseline=baseline,
+        )
     except GatesError as error:
         _error(console, "error", error)
         return EXIT_REFUSED

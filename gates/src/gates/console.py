@@ -56,7 +56,7 @@ class ConsoleReporter:
             highlight=False,
             soft_wrap=True,
         )
-        if gate.kind == "check" and gate.target == "provision":
+        if gate.kind == "check" and gate.target in ("provision", "bench"):
             for line in result.key_output:
                 self.console.print(
                     f"           {line}", highlight=False, markup=False, soft_wrap=True

@@ -102,6 +102,7 @@ class GateContext:
     reports: dict[str, TestReport] = field(default_factory=dict)
     provisioner: Provisioner | None = None
     clock: Callable[[], float] = time.perf_counter
+    baseline: str | None = None  # the bench gate's `--baseline REV`; None: the last green commit
 
     def log_for(self, gate_key: str) -> Path:
         return self.run_dir / (gate_key.replace("/", "-") + ".log")

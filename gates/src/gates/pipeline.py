@@ -11,7 +11,7 @@ from gates.errors import ConfigError
 from gates.project import gates_table, supported_pythons
 
 GateKind = Literal["session", "run", "check"]
-CHECKS = ("provision", "collect", "categorization", "speedup")
+CHECKS = ("provision", "collect", "categorization", "speedup", "bench")
 DEFAULT_HISTORY = ".gates/history.jsonl"
 # Keys a gate may carry beyond its kind; anything else is a typo worth an error.
 GATE_KEYS = frozenset(

@@ -1,0 +1,89 @@
+"""Self-checks of the bench gate on this very project (slow; skipped under --benchmark-only, so
+the bench session and the gate's own runs pass over them). Run them by hand:
+
+    uv run --group bench pytest bench/test_gate_selfcheck.py -p no:randomly
+
+A copy of the working tree becomes a one-commit repository in a temp dir; the gate compares that
+commit with itself, once as it is and once with the test-only slowdown switch on the candidate.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gates.bench import BenchReport, BenchSettings, run_comparison
+from gates.execution import real_shell
+
+ROOT = Path(__file__).parents[1]
+SELECTION = ["bench/test_service.py::test_state_machine"]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=Bench", "-c", "user.email=bench@example.invalid", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The working tree (tracked and untracked, not ignored files) as a one-commit repository."""
+    copy = tmp_path_factory.mktemp("selfcheck") / "hangar"
+    listed = _git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            target = copy / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    _git(copy, "init", "-q", "-b", "main")
+    _git(copy, "add", "-A")
+    _git(copy, "commit", "-q", "--no-gpg-sign", "-m", "self-check")
+    return copy
+
+
+def compare_with_itself(project: Path, tmp_path: Path, candidate: dict[str, str]) -> BenchReport:
+    # The candidate must run in the copy's own environment, never the one running this test.
+    environ = {
+        k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
+    }
+    environ.pop("HANGAR_BENCH_SLOWDOWN", None)
+    outcome = run_comparison(
+        project,
+        "HEAD",
+        shell=real_shell,
+        results=tmp_path / "results",
+        log=tmp_path / "bench.log",
+        environ=environ,
+        settings=BenchSettings(rounds=3),
+        selection=SELECTION,
+        candidate_environ=candidate,
+    )
+    listed = _git(project, "worktree", "list", "--porcelain")
+    assert listed.count("worktree ") == 1, listed
+    return outcome
+
+
+def test_a_commit_compared_with_itself_has_no_regression(project: Path, tmp_path: Path) -> None:
+    outcome = compare_with_itself(project, tmp_path, {})
+    assert [c.verdict for c in outcome.comparisons] == ["same"], outcome.metrics()
+
+
+def test_a_benchmark_slowed_by_25_percent_on_one_side_is_caught(
+    project: Path, tmp_path: Path
+) -> None:
+    outcome = compare_with_itself(
+        project, tmp_path, {"HANGAR_BENCH_SLOWDOWN": "test_state_machine=1.25"}
+    )
+    [comparison] = outcome.comparisons
+    assert comparison.verdict == "slower", outcome.metrics()
+    assert comparison.low > 1.10

@@ -1,0 +1,463 @@
+"""The benchmark gate: statistics, settings, results parsing, the worktree's lifecycle, and the
+check end to end with a shell that stands in for pytest-benchmark (git runs for real)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from gates_testing import git, pipeline_toml
+from rich.console import Console
+
+from gates import bench, cli
+from gates.bench import BenchError, BenchSettings, compare
+from gates.errors import ConfigError, GitError
+from gates.execution import GateContext, real_shell
+from gates.history import History, Record
+from gates.pipeline import Pipeline
+from gates.runner import run_gate
+
+RECORDED = Path(__file__).parent / "fixtures" / "pytest-benchmark.json"
+
+
+def samples(median: float, count: int = 60, spread: float = 0.05, seed: int = 1) -> list[float]:
+    """Timings around `median` with multiplicative noise of about `spread`."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible noise, not secrecy
+    return [median * (1 + rng.uniform(-spread, spread)) for _ in range(count)]
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def test_identical_samples_are_no_regression() -> None:
+    data = samples(0.010)
+    result = compare("test_a", data, list(data), threshold=0.10)
+    assert result.ratio == pytest.approx(1.0)
+    assert result.low <= 1.0 <= result.high
+    assert result.verdict == "same"
+    assert not result.regressed
+
+
+def test_a_25_percent_slowdown_is_caught_with_the_interval_above_the_threshold() -> None:
+    baseline = samples(0.010, seed=1)
+    slower = [x * 1.25 for x in samples(0.010, seed=2)]
+    result = compare("test_a", baseline, slower, threshold=0.10)
+    assert result.ratio == pytest.approx(1.25, rel=0.05)
+    assert result.low > 1.10
+    assert result.verdict == "slower"
+    assert result.regressed
+
+
+def test_noisy_but_equal_sides_are_no_regression() -> None:
+    baseline = samples(0.010, spread=0.4, seed=3)
+    candidate = samples(0.010, spread=0.4, seed=4)
+    result = compare("test_a", baseline, candidate, threshold=0.10)
+    assert result.verdict == "same"
+
+
+def test_a_slowdown_below_the_threshold_passes() -> None:
+    baseline = samples(0.010, seed=5)
+    candidate = [x * 1.05 for x in samples(0.010, seed=6)]
+    result = compare("test_a", baseline, candidate, threshold=0.10)
+    assert result.ratio > 1.0
+    assert not result.regressed
+
+
+def test_a_clear_speedup_is_reported_as_faster() -> None:
+    baseline = samples(0.010, seed=7)
+    candidate = [x * 0.5 for x in samples(0.010, seed=8)]
+    assert compare("test_a", baseline, candidate, threshold=0.10).verdict == "faster"
+
+
+def test_load_on_one_side_does_not_hide_a_slowdown_of_the_low_quantile() -> None:
+    """Contention only adds time: half the baseline's rounds ran 2-3 times slower (a busy
+    machine), which drags its median up; its 10 % quantile still shows the true cost."""
+    rng = random.Random(11)  # noqa: S311 - reproducible noise, not secrecy
+    baseline = [x * (rng.uniform(2, 3) if i % 2 else 1) for i, x in enumerate(samples(1e-4))]
+    candidate = [x * 1.25 for x in samples(1e-4, seed=12)]
+    assert compare("test_a", baseline, candidate, threshold=0.1, q=0.5).verdict != "slower"
+    assert compare("test_a", baseline, candidate, threshold=0.1, q=0.1).verdict == "slower"
+
+
+def test_quantile_interpolates_between_samples() -> None:
+    assert bench.quantile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.5
+    assert bench.quantile([4.0, 1.0, 3.0, 2.0], 0.0) == 1.0
+    assert bench.quantile([7.0], 0.1) == 7.0
+
+
+def test_the_same_samples_always_give_the_same_interval() -> None:
+    baseline, candidate = samples(0.01, seed=9), samples(0.011, seed=10)
+    first = compare("test_a", baseline, candidate, threshold=0.1)
+    assert compare("test_a", baseline, candidate, threshold=0.1) == first
+
+
+def test_a_side_without_samples_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no samples"):
+        compare("test_a", [], [1.0], threshold=0.1)
+
+
+def test_compare_all_uses_per_benchmark_thresholds_and_names_one_sided_benchmarks() -> None:
+    settings = BenchSettings(threshold=0.10, thresholds={"test_loose": 0.5})
+    baseline = {"b.py::test_loose": samples(1.0), "b.py::test_old": samples(1.0)}
+    candidate = {
+        "b.py::test_loose": [x * 1.25 for x in samples(1.0, seed=2)],
+        "b.py::test_new": samples(1.0),
+    }
+    comparisons, only = bench.compare_all(baseline, candidate, settings)
+    assert [(c.name, c.threshold, c.verdict) for c in comparisons] == [
+        ("b.py::test_loose", 0.5, "same")
+    ]
+    assert only == ["b.py::test_new", "b.py::test_old"]
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_settings_defaults_and_per_benchmark_thresholds() -> None:
+    settings = BenchSettings.from_table({"threshold": 0.2, "thresholds": {"test_x": 0.3}})
+    assert (settings.rounds, settings.confidence, settings.quantile) == (3, 0.95, 0.1)
+    assert settings.threshold_for("bench/test_a.py::test_x") == 0.3
+    assert settings.threshold_for("bench/test_a.py::test_y") == 0.2
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"treshold": 0.1}, "unknown keys"),
+        ({"threshold": 10}, "threshold must be a fraction"),
+        ({"thresholds": {"test_x": "10%"}}, "thresholds.test_x must be a fraction"),
+        ({"thresholds": [1]}, "thresholds must map"),
+        ({"rounds": 0}, "rounds must be an integer >= 1"),
+        ({"resamples": 10}, "resamples must be an integer >= 100"),
+        ({"confidence": 1.0}, "confidence must be"),
+        ({"seed": "x"}, "seed must be an integer"),
+        ({"quantile": 0.9}, "quantile must be a number in"),
+    ],
+)
+def test_bad_settings_say_what_is_allowed(table: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        BenchSettings.from_table(table)
+
+
+def test_the_repository_declares_a_valid_bench_gate() -> None:
+    root = Path(__file__).parents[2]
+    BenchSettings.load(root)
+    gates = Pipeline.load(root).phase("bench").gates
+    assert [(g.name, g.target) for g in gates] == [("compare", "bench")]
+
+
+# ---------------------------------------------------------------- results
+
+
+def test_read_samples_from_a_recorded_pytest_benchmark_file() -> None:
+    found = bench.read_samples(RECORDED)
+    assert sorted(found) == ["test_tiny.py::test_sorted", "test_tiny.py::test_sum"]
+    assert len(found["test_tiny.py::test_sum"]) == 5
+    assert all(isinstance(x, float) and x > 0 for x in found["test_tiny.py::test_sum"])
+
+
+def test_an_unreadable_results_file_is_a_clear_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"benchmarks": [{"name": "x"}]}')
+    with pytest.raises(BenchError, match="cannot read benchmark results"):
+        bench.read_samples(broken)
+
+
+def test_the_table_shows_every_column_and_verdict() -> None:
+    rows = [
+        compare("b.py::test_same", samples(0.002), samples(0.002, seed=2), threshold=0.1),
+        compare("b.py::test_slow[x]", samples(3e-6), samples(4e-6, seed=2), threshold=0.1),
+    ]
+    text = bench.render(bench.table(rows, 0.95, 0.1))
+    for expected in ("10% quantiles", "change", "ratio", "95% interval", "verdict", "+10%"):
+        assert expected in text
+    assert "test_slow[x]" in text
+    assert "same" in text
+    assert "slower" in text
+    assert "ms" in text
+    assert "µs" in text
+
+
+# ---------------------------------------------------------------- the worktree
+
+
+def worktrees(root: Path) -> list[str]:
+    return [
+        line
+        for line in git(root, "worktree", "list", "--porcelain").splitlines()
+        if "worktree" in line
+    ]
+
+
+@pytest.fixture
+def repo(make_repo: Callable[..., Path]) -> Path:
+    return make_repo({"README.md": "hello\n"})
+
+
+def open_worktree(repo: Path, tmp_path: Path, commit: str = "HEAD") -> AbstractContextManager[Path]:
+    return bench.worktree(
+        repo, commit, shell=real_shell, log=tmp_path / "git.log", environ=dict(os.environ)
+    )
+
+
+def test_the_worktree_holds_the_commit_and_is_removed_after_success(
+    repo: Path, tmp_path: Path
+) -> None:
+    with open_worktree(repo, tmp_path) as tree:
+        assert (tree / "README.md").read_text() == "hello\n"
+        assert len(worktrees(repo)) == 2
+    assert not tree.parent.exists()
+    assert len(worktrees(repo)) == 1
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_the_worktree_is_removed_when_the_run_fails_or_is_interrupted(
+    repo: Path, tmp_path: Path, error: BaseException
+) -> None:
+    trees: list[Path] = []
+
+    def fail_inside() -> None:
+        with open_worktree(repo, tmp_path) as tree:
+            trees.append(tree)
+            (tree / "scratch.txt").write_text("left behind?")
+            raise error
+
+    with pytest.raises(type(error)):
+        fail_inside()
+    assert not trees[0].parent.exists()
+    assert len(worktrees(repo)) == 1
+
+
+def test_sigterm_removes_the_worktree_and_the_handler_is_restored(
+    repo: Path, tmp_path: Path
+) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    trees: list[Path] = []
+
+    def terminated_inside() -> None:
+        with open_worktree(repo, tmp_path) as tree:
+            trees.append(tree)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler interrupts this at once
+
+    with pytest.raises(SystemExit) as exit_info:
+        terminated_inside()
+    assert exit_info.value.code == 128 + signal.SIGTERM
+    assert not trees[0].parent.exists()
+    assert len(worktrees(repo)) == 1
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_commit_that_does_not_exist_raises_and_leaves_nothing(repo: Path, tmp_path: Path) -> None:
+    with pytest.raises(GitError, match="worktree add"), open_worktree(repo, tmp_path, "nope"):
+        pass  # pragma: no cover - never entered
+    assert len(worktrees(repo)) == 1
+
+
+# ---------------------------------------------------------------- the check, end to end
+
+
+class BenchShell:
+    """Runs git for real; stands in for `uv sync` and for pytest-benchmark, writing results
+    whose timings are `slowdown` times longer on the candidate side."""
+
+    def __init__(
+        self, root: Path, *, slowdown: float = 1.0, fail_on: str = "", status: int = 1
+    ) -> None:
+        self.root = root
+        self.slowdown = slowdown
+        self.fail_on = fail_on
+        self.status = status
+        self.sides: list[str] = []
+        self.environs: list[Mapping[str, str]] = []
+
+    def __call__(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        log: Path,
+        env: Mapping[str, str],
+        timeout: float | None,
+    ) -> int:
+        if argv[0] == "git":
+            return real_shell(argv, cwd=cwd, log=log, env=env, timeout=timeout)
+        side = "candidate" if cwd == self.root else "baseline"
+        if argv[:2] == ["uv", "sync"]:
+            assert env["UV_PROJECT_ENVIRONMENT"].endswith("venv")
+            return 0
+        self.sides.append(side)
+        self.environs.append(env)
+        if side == self.fail_on:
+            return self.status
+        output = Path(next(a for a in argv if a.startswith("--benchmark-json=")).split("=", 1)[1])
+        factor = self.slowdown if side == "candidate" else 1.0
+        round_ = len(self.sides)
+        document = {
+            "benchmarks": [
+                {
+                    "fullname": f"bench/test_x.py::{name}",
+                    "stats": {"data": [x * factor for x in samples(base, 20, seed=round_)]},
+                }
+                for name, base in (("test_fast", 1e-4), ("test_slow", 2e-2))
+            ]
+        }
+        output.write_text(json.dumps(document))
+        return 0
+
+
+BENCH_PROJECT = (
+    pipeline_toml(
+        {"unit": ["name = 'ok', run = ['true']"], "bench": ["name = 'compare', check = 'bench'"]},
+        green=["unit"],
+    )
+    + "\n[tool.gates.bench]\nrounds = 2\nresamples = 500\n"
+)
+
+
+def run_bench(root: Path, shell: BenchShell, baseline: str | None = "HEAD") -> GateContext:
+    return GateContext(
+        root=root,
+        run_dir=root / ".gates" / "runs" / "r1",
+        shell=shell,
+        environ={"PATH": os.environ["PATH"], "VIRTUAL_ENV": "/elsewhere"},
+        baseline=baseline,
+    )
+
+
+def test_comparing_a_commit_with_itself_passes_and_stores_the_results(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project(BENCH_PROJECT)
+    shell = BenchShell(root)
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    result = run_gate(gate, run_bench(root, shell))
+    assert result.outcome == "passed", result.summary
+    assert "2 benchmarks against" in result.summary
+    assert "no regression" in result.summary
+    assert shell.sides == ["baseline", "candidate", "baseline", "candidate"]
+    assert "/gates-bench-r1-" in shell.environs[0]["UV_PROJECT_ENVIRONMENT"]
+    assert "VIRTUAL_ENV" not in shell.environs[0]
+    stored = root / ".gates" / "bench" / "r1"
+    assert sorted(p.name for p in stored.iterdir()) == [
+        "baseline-1.json",
+        "baseline-2.json",
+        "candidate-1.json",
+        "candidate-2.json",
+        "comparison.json",
+        "comparison.txt",
+    ]
+    assert result.metrics["regressions"] == 0
+    assert result.metrics["baseline"] == git(root, "rev-parse", "HEAD").strip()
+    assert set(result.metrics["benchmarks"]) == {
+        "bench/test_x.py::test_fast",
+        "bench/test_x.py::test_slow",
+    }
+    assert any("test_slow" in line for line in result.key_output)
+    assert len(worktrees(root)) == 1
+
+
+def test_a_25_percent_slower_candidate_fails_the_gate(make_project: Callable[..., Path]) -> None:
+    root = make_project(BENCH_PROJECT)
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    result = run_gate(gate, run_bench(root, BenchShell(root, slowdown=1.25)))
+    assert result.outcome == "failed"
+    assert "2 slower (test_fast, test_slow)" in result.summary
+    for metrics in result.metrics["benchmarks"].values():
+        assert metrics["verdict"] == "slower"
+        assert metrics["low"] > 1.10
+    assert len(worktrees(root)) == 1
+
+
+@pytest.mark.parametrize("side", ["baseline", "candidate"])
+def test_a_side_whose_benchmarks_fail_fails_the_gate_and_removes_the_worktree(
+    make_project: Callable[..., Path], side: str
+) -> None:
+    root = make_project(BENCH_PROJECT)
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    result = run_gate(gate, run_bench(root, BenchShell(root, fail_on=side)))
+    assert result.outcome == "failed"
+    assert f"failed on the {side} side in round 1" in result.summary
+    assert len(worktrees(root)) == 1
+
+
+def test_a_baseline_without_the_benchmarks_is_named(make_project: Callable[..., Path]) -> None:
+    root = make_project(BENCH_PROJECT)
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    shell = BenchShell(root, fail_on="baseline", status=4)
+    result = run_gate(gate, run_bench(root, shell))
+    assert result.outcome == "failed"
+    assert "the baseline side has no benchmarks matching ['bench']" in result.summary
+    assert len(worktrees(root)) == 1
+
+
+def test_a_baseline_that_lacks_the_selected_paths_fails_before_running(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project(BENCH_PROJECT)
+    (root / "bench").mkdir()  # only the working tree has the benchmarks
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    shell = BenchShell(root)
+    result = run_gate(gate, run_bench(root, shell))
+    assert result.outcome == "failed"
+    assert "the baseline has no benchmarks at bench;" in result.summary
+    assert shell.sides == []
+    assert len(worktrees(root)) == 1
+
+
+def test_missing_paths_are_those_only_the_candidate_has(tmp_path: Path) -> None:
+    baseline, candidate = tmp_path / "baseline", tmp_path / "candidate"
+    for side in (baseline, candidate):
+        (side / "bench").mkdir(parents=True)
+    (candidate / "bench" / "test_new.py").write_text("")
+    selection = ["bench", "bench/test_new.py::test_x", "-k", "fast", "nowhere/test_b.py"]
+    assert bench.missing_paths(baseline, candidate, selection) == ["bench/test_new.py"]
+
+
+def test_without_a_green_commit_or_baseline_the_gate_is_skipped(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project(BENCH_PROJECT)
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    result = run_gate(gate, run_bench(root, BenchShell(root), baseline=None))
+    assert result.outcome == "skipped"
+    assert "--baseline REV" in result.summary
+
+
+def test_the_last_green_commit_is_the_default_baseline(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project(BENCH_PROJECT)
+    head = git(root, "rev-parse", "HEAD").strip()
+    History(root / ".gates" / "history.jsonl").append(
+        Record("r0", "t", head, False, "", "unit", "ok", "passed", 0.1)
+    )
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    result = run_gate(gate, run_bench(root, BenchShell(root), baseline=None))
+    assert result.outcome == "passed", result.summary
+    assert result.metrics["baseline"] == head
+
+
+def test_an_unknown_baseline_fails_with_its_name(make_project: Callable[..., Path]) -> None:
+    root = make_project(BENCH_PROJECT)
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    result = run_gate(gate, run_bench(root, BenchShell(root), baseline="no-such-rev"))
+    assert result.outcome == "failed"
+    assert "'no-such-rev' names no commit" in result.summary
+
+
+def test_the_cli_hands_baseline_to_the_gate(make_project: Callable[..., Path]) -> None:
+    root = make_project(BENCH_PROJECT)
+    quiet = Console(file=StringIO())
+    run = cli.execute(root, only="bench", baseline="no-such-rev", console=quiet)
+    [(gate, result)] = run.results
+    assert gate.key == "bench/compare"
+    assert "'no-such-rev' names no commit" in result.summary
