@@ -8,7 +8,6 @@ data dir, keyed by QEMU version, host kernel and image, so the probe runs once p
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -20,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from hangar.images.registry import Image, ImageKind
+from hangar.providers.qemu import process
 
 PROBE_TIMEOUT = 20.0
 PROBE_LINE = "HANGAR-PROBE-OK"
@@ -60,26 +60,17 @@ async def probe_kvm(qemu: str, image: Image, within: float = PROBE_TIMEOUT) -> A
             "-kernel", str(image.kernel), "-initrd", str(image.initrd),
             "-append", f"{image.cmdline} hangar.probe=1",
         ]  # fmt: skip
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
         try:
-            _, stderr = await asyncio.wait_for(process.communicate(), within)
+            done = await process.run(argv, within)
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
             return Accelerator("tcg", f"a KVM guest did not boot within {within:.0f}s", within)
         seconds = time.monotonic() - started
         console = log.read_text(errors="replace") if log.exists() else ""
         if PROBE_LINE in console:
             return Accelerator("kvm", f"a KVM guest booted in {seconds:.1f}s", seconds)
-        detail = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        detail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
         return Accelerator(
-            "tcg", f"a KVM guest failed (exit {process.returncode}: {detail[0]})", seconds
+            "tcg", f"a KVM guest failed (exit {done.returncode}: {detail[0]})", seconds
         )
 
 

@@ -82,6 +82,31 @@ def running(pidfile: Path, key: str) -> QemuProcess | None:
     return QemuProcess(pid, key, argv)
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+async def run(argv: Sequence[str], within: float) -> Finished:
+    """Run a short-lived command to its end; past `within` it is killed and TimeoutError raised."""
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), within)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise
+    return Finished(process.returncode if process.returncode is not None else -1, stdout, stderr)
+
+
 async def launch(argv: Sequence[str], within: float, log: Path) -> None:
     """Run a daemonizing QEMU; returns once the daemon has initialised (its parent exited 0).
 

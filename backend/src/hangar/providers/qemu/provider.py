@@ -140,14 +140,8 @@ class QemuProvider:
         return image
 
     async def qemu_version(self) -> str:
-        out = await asyncio.create_subprocess_exec(
-            self.qemu,
-            "--version",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        text, _ = await asyncio.wait_for(out.communicate(), 10)
-        first = text.decode(errors="replace").splitlines()[:1] or ["unknown"]
+        done = await process.run([self.qemu, "--version"], 10)
+        first = done.stdout.decode(errors="replace").splitlines()[:1] or ["unknown"]
         match = re.search(r"version (\S+)", first[0])
         return match[1] if match else first[0]
 

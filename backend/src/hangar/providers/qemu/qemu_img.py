@@ -3,13 +3,12 @@ qemu-img must not write an image that a running QEMU has open)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
 from hangar.providers.base import ProviderError
+from hangar.providers.qemu import process
 
 TIMEOUT = 60.0
 
@@ -19,24 +18,15 @@ class QemuImgError(ProviderError):
 
 
 async def run(qemu_img: str, *args: str, within: float = TIMEOUT) -> str:
-    process = await asyncio.create_subprocess_exec(
-        qemu_img,
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
     try:
-        out, err = await asyncio.wait_for(process.communicate(), within)
+        done = await process.run([qemu_img, *args], within)
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
         raise QemuImgError(f"qemu-img {args[0]} took longer than {within:.0f}s") from None
-    if process.returncode != 0:
-        message = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
+    out = done.stdout.decode(errors="replace")
+    if done.returncode != 0:
+        message = done.stderr.decode(errors="replace").strip() or out.strip()
         raise QemuImgError(f"qemu-img {args[0]} failed: {message}")
-    return out.decode(errors="replace")
+    return out
 
 
 async def create(
