@@ -102,6 +102,26 @@ def soak(c: Context, tier: str = "e2e", runs: int = 10, pytest_args: str = "") -
     raise Exit(code=soak_module.main(tier, runs, shlex.split(pytest_args)))
 
 
+@task(
+    help={
+        "runs": "how many pairs of comparisons of HEAD with itself (plain, then slowed)",
+        "factor": "how much slower the slowed side is made, e.g. 1.25",
+        "select": "which benchmarks, as pytest arguments (default: the bench gate's)",
+    }
+)
+def calibrate(c: Context, runs: int = 10, factor: str = "1.25", select: str = "") -> None:
+    """Measure the bench gate's false-alarm and detection rates on this machine."""
+    import shlex
+
+    from gates import calibration
+
+    try:
+        slowdown = float(factor)
+    except ValueError:
+        raise Exit(f"--factor must be a number such as 1.25, not {factor!r}", code=2) from None
+    raise Exit(code=calibration.main(runs, slowdown, shlex.split(select)))
+
+
 @task
 def setup(c: Context) -> None:
     """Install the workspace exactly as locked, then the system packages the tiers need."""

@@ -7,11 +7,14 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gates_testing import git, pipeline_toml
@@ -265,9 +268,13 @@ def test_a_commit_that_does_not_exist_raises_and_leaves_nothing(repo: Path, tmp_
 # ---------------------------------------------------------------- the check, end to end
 
 
+SWITCH = "DEMO_BENCH_SLOWDOWN"  # the demo project's test-only slowdown switch
+
+
 class BenchShell:
     """Runs git for real; stands in for `uv sync` and for pytest-benchmark, writing results
-    whose timings are `slowdown` times longer on the candidate side."""
+    whose timings are `slowdown` times longer on the candidate side, and longer still for the
+    benchmarks the side's SWITCH (NAME=FACTOR,...) names, as bench/conftest.py does."""
 
     def __init__(
         self, root: Path, *, slowdown: float = 1.0, fail_on: str = "", status: int = 1
@@ -278,6 +285,7 @@ class BenchShell:
         self.status = status
         self.sides: list[str] = []
         self.environs: list[Mapping[str, str]] = []
+        self.synced_trees: list[Path] = []
 
     def __call__(
         self,
@@ -293,6 +301,7 @@ class BenchShell:
         side = "candidate" if cwd == self.root else "baseline"
         if argv[:2] == ["uv", "sync"]:
             assert env["UV_PROJECT_ENVIRONMENT"].endswith("venv")
+            self.synced_trees.append(cwd)
             return 0
         self.sides.append(side)
         self.environs.append(env)
@@ -300,12 +309,21 @@ class BenchShell:
             return self.status
         output = Path(next(a for a in argv if a.startswith("--benchmark-json=")).split("=", 1)[1])
         factor = self.slowdown if side == "candidate" else 1.0
+        switch = {
+            name: float(value)
+            for name, _, value in (e.partition("=") for e in env.get(SWITCH, "").split(",") if e)
+        }
         round_ = len(self.sides)
         document = {
             "benchmarks": [
                 {
                     "fullname": f"bench/test_x.py::{name}",
-                    "stats": {"data": [x * factor for x in samples(base, 20, seed=round_)]},
+                    "stats": {
+                        "data": [
+                            x * factor * switch.get(name, 1.0)
+                            for x in samples(base, 20, seed=round_)
+                        ]
+                    },
                 }
                 for name, base in (("test_fast", 1e-4), ("test_slow", 2e-2))
             ]
@@ -461,3 +479,139 @@ def test_the_cli_hands_baseline_to_the_gate(make_project: Callable[..., Path]) -
     [(gate, result)] = run.results
     assert gate.key == "bench/compare"
     assert "'no-such-rev' names no commit" in result.summary
+
+
+SWITCHED_PROJECT = (
+    BENCH_PROJECT + f'slowdown_env = "{SWITCH}"\ncopy_to_baseline = [".cache/images"]\n'
+)
+
+
+def test_the_slowdown_switch_reaches_only_the_candidate_and_the_gate_names_the_benchmark(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project(SWITCHED_PROJECT)
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    ctx = run_bench(root, BenchShell(root))
+    ctx.environ = {**ctx.environ, SWITCH: "test_slow=1.25"}
+    shell = ctx.shell
+    assert isinstance(shell, BenchShell)
+    result = run_gate(gate, ctx)
+    assert result.outcome == "failed"
+    assert "1 slower (test_slow)" in result.summary
+    assert result.metrics["benchmarks"]["bench/test_x.py::test_fast"]["verdict"] == "same"
+    for side, environ in zip(shell.sides, shell.environs, strict=True):
+        assert (SWITCH in environ) == (side == "candidate")
+
+
+def test_the_configured_caches_are_copied_into_the_baseline_before_it_syncs(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project(SWITCHED_PROJECT)
+    cache = root / ".cache" / "images"
+    cache.mkdir(parents=True)
+    (cache / "tiny.img").write_bytes(b"\x00image")
+    (root / ".gitignore").write_text("/.gates/\n/.cache/\n")
+    git(root, "commit", "-qam", "ignore the cache")
+    shell = BenchShell(root)
+    seen: list[bytes] = []
+
+    def sync_and_look(argv: Sequence[str], **kwargs: Any) -> int:
+        if argv[:2] == ["uv", "sync"]:
+            seen.append((kwargs["cwd"] / ".cache" / "images" / "tiny.img").read_bytes())
+        return shell(argv, **kwargs)
+
+    ctx = run_bench(root, shell)
+    ctx.shell = sync_and_look
+    result = run_gate(Pipeline.load(root).phase("bench").gates[0], ctx)
+    assert result.outcome == "passed", result.summary
+    assert seen == [b"\x00image"]
+    assert (cache / "tiny.img").read_bytes() == b"\x00image"  # the original stays
+
+
+def test_copy_caches_skips_missing_paths_and_copies_files_and_dirs(tmp_path: Path) -> None:
+    root, tree = tmp_path / "root", tmp_path / "tree"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "f").write_text("dir content")
+    (root / "single").write_text("file content")
+    tree.mkdir()
+    copied = bench.copy_caches(root, tree, ["a", "single", "missing"])
+    assert copied == ["a", "single"]
+    assert (tree / "a" / "b" / "f").read_text() == "dir content"
+    assert (tree / "single").read_text() == "file content"
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"slowdown_env": 3}, "slowdown_env must be an environment variable name"),
+        ({"copy_to_baseline": "/abs"}, "copy_to_baseline must be a list of paths relative"),
+        ({"copy_to_baseline": ["/abs"]}, "copy_to_baseline must be a list of paths relative"),
+        ({"copy_to_baseline": ["../up"]}, "copy_to_baseline must be a list of paths relative"),
+    ],
+)
+def test_bad_switch_and_cache_settings_are_named(table: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        BenchSettings.from_table(table)
+
+
+# ---------------------------------------------------------------- sweeping leftovers
+
+HOLD_A_WORKTREE = """
+import os, sys, time
+from pathlib import Path
+from gates import bench
+from gates.execution import real_shell
+with bench.worktree(Path(sys.argv[1]), "HEAD", shell=real_shell, log=Path(sys.argv[2]),
+                    environ=dict(os.environ), prefix="gates-bench-killed-") as tree:
+    print(tree, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_comparison_killed_with_sigkill_is_swept_by_the_next_one(
+    repo: Path, tmp_path: Path
+) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_WORKTREE, str(repo), str(tmp_path / "child.log")],
+        env={**os.environ, "TMPDIR": str(temp)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        tree = Path(child.stdout.readline().strip())
+        assert tree.is_dir()
+        log = tmp_path / "sweep.log"
+        environ = dict(os.environ)
+        # While its owner lives, the worktree is left alone.
+        assert bench.sweep(repo, shell=real_shell, log=log, environ=environ, temp_dir=temp) == []
+        assert tree.is_dir()
+        child.kill()  # SIGKILL: no finally block runs
+        child.wait(10)
+        assert len(worktrees(repo)) == 2
+        swept = bench.sweep(repo, shell=real_shell, log=log, environ=environ, temp_dir=temp)
+        assert swept == [tree.parent]
+        assert not tree.parent.exists()
+        assert len(worktrees(repo)) == 1
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
+
+
+def test_a_scratch_dir_without_its_lock_is_swept_only_when_old(repo: Path, tmp_path: Path) -> None:
+    fresh, old = tmp_path / "gates-bench-fresh", tmp_path / "gates-bench-old"
+    fresh.mkdir()
+    old.mkdir()
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    (tmp_path / "gates-bench-not-a-dir").write_text("")
+    swept = bench.sweep(
+        repo, shell=real_shell, log=tmp_path / "log", environ=dict(os.environ), temp_dir=tmp_path
+    )
+    assert swept == [old]
+    assert fresh.is_dir()
+    assert (tmp_path / "gates-bench-not-a-dir").exists()

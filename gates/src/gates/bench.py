@@ -10,12 +10,15 @@ lies above 1 + its threshold.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import random
 import shutil
 import signal
 import tempfile
 import threading
+import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -54,6 +57,12 @@ class BenchSettings:
     resamples: int = 2000
     seed: int = 0
     quantile: float = 0.1
+    # The benchmarks' test-only slowdown switch (`NAME=FACTOR,…`): never passed to the baseline
+    # side, and what `invoke calibrate` sets to measure the detection rate. "" when none.
+    slowdown_env: str = ""
+    # Paths (relative to the root) copied from the working tree into the baseline's worktree
+    # before its first round: caches that are expensive to rebuild, such as guest images.
+    copy_to_baseline: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, root: Path) -> BenchSettings:
@@ -72,6 +81,8 @@ class BenchSettings:
             "resamples",
             "seed",
             "quantile",
+            "slowdown_env",
+            "copy_to_baseline",
         }
         unknown = sorted(set(table) - allowed)
         if unknown:
@@ -98,14 +109,42 @@ class BenchSettings:
         quantile = table.get("quantile", defaults.quantile)
         if not isinstance(quantile, int | float) or not 0 <= quantile <= 0.5:
             raise ConfigError("[tool.gates.bench] quantile must be a number in [0, 0.5]")
+        slowdown_env = table.get("slowdown_env", defaults.slowdown_env)
+        if not isinstance(slowdown_env, str):
+            raise ConfigError(
+                "[tool.gates.bench] slowdown_env must be an environment variable name"
+            )
+        copies = table.get("copy_to_baseline", list(defaults.copy_to_baseline))
+        if not isinstance(copies, list) or not all(_relative(p) for p in copies):
+            raise ConfigError(
+                "[tool.gates.bench] copy_to_baseline must be a list of paths relative to the "
+                'project root, e.g. [".hangar/images"]'
+            )
         return cls(
-            threshold, thresholds, rounds, float(confidence), resamples, seed, float(quantile)
+            threshold,
+            thresholds,
+            rounds,
+            float(confidence),
+            resamples,
+            seed,
+            float(quantile),
+            slowdown_env,
+            tuple(copies),
         )
 
     def threshold_for(self, name: str) -> float:
         """The benchmark's own threshold (by test name or full node id), else the default."""
         short = name.rsplit("::", 1)[-1]
         return self.thresholds.get(name, self.thresholds.get(short, self.threshold))
+
+
+def _relative(path: object) -> bool:
+    return (
+        isinstance(path, str)
+        and bool(path)
+        and not Path(path).is_absolute()
+        and ".." not in Path(path).parts
+    )
 
 
 def _fraction(key: str, value: object) -> float:
@@ -283,6 +322,64 @@ def _git(root: Path, shell: Shell, log: Path, environ: Mapping[str, str], *args:
         raise GitError(f"`git {' '.join(args)}` failed in {root} (exit status {status}); see {log}")
 
 
+SCRATCH_PREFIX = "gates-bench-"
+LOCK_NAME = ".owner.lock"
+# A scratch dir without its lock file is another run's for this long (mkdtemp, then the lock).
+UNLOCKED_GRACE_S = 60.0
+
+
+def _hold_lock(scratch: Path) -> int:
+    """Lock `scratch` for this process: the kernel drops the lock when the process dies, even by
+    SIGKILL, which is how a later run tells a leftover from a comparison still running."""
+    # Locked before it gets its name, so no sweeper ever sees it unlocked.
+    unnamed = scratch / f"{LOCK_NAME}.{os.getpid()}"
+    fd = os.open(unnamed, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    unnamed.rename(scratch / LOCK_NAME)
+    return fd
+
+
+def _abandoned(scratch: Path) -> bool:
+    lock = scratch / LOCK_NAME
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        try:
+            return time.time() - scratch.stat().st_mtime > UNLOCKED_GRACE_S
+        except FileNotFoundError:
+            return False
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # its owner is alive
+    finally:
+        os.close(fd)
+    return True
+
+
+def sweep(
+    root: Path,
+    *,
+    shell: Shell,
+    log: Path,
+    environ: Mapping[str, str],
+    temp_dir: Path | None = None,
+) -> list[Path]:
+    """Remove the scratch dirs (worktree and environment) of comparisons that were killed, of
+    any run and any repository, then prune this repository's worktree list. Returns them."""
+    removed = []
+    for scratch in sorted(Path(temp_dir or tempfile.gettempdir()).glob(SCRATCH_PREFIX + "*")):
+        if scratch.is_dir() and not scratch.is_symlink() and _abandoned(scratch):
+            shutil.rmtree(scratch, ignore_errors=True)
+            removed.append(scratch)
+    if removed:
+        shell(["git", "worktree", "prune"], cwd=root, log=log, env=environ, timeout=600)
+    return removed
+
+
 @contextmanager
 def worktree(
     root: Path,
@@ -291,11 +388,13 @@ def worktree(
     shell: Shell,
     log: Path,
     environ: Mapping[str, str],
-    prefix: str = "gates-bench-",
+    prefix: str = SCRATCH_PREFIX,
 ) -> Iterator[Path]:
     """Check `commit` out into a temporary worktree; it is removed (and pruned) on every exit:
-    success, failure, exception, Ctrl-C or SIGTERM."""
+    success, failure, exception, Ctrl-C or SIGTERM. A SIGKILL leaves it behind, unlocked, for
+    `sweep` to remove."""
     scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    lock = _hold_lock(scratch)
     path = scratch / "tree"
     with _terminate_as_exit():
         try:
@@ -311,7 +410,25 @@ def worktree(
                     timeout=600,
                 )
             shutil.rmtree(scratch, ignore_errors=True)
+            os.close(lock)
             shell(["git", "worktree", "prune"], cwd=root, log=log, env=environ, timeout=600)
+
+
+def copy_caches(root: Path, tree: Path, paths: Sequence[str]) -> list[str]:
+    """Copy each existing path of `paths` from the working tree into the worktree (files and
+    dirs; symlinks stay links); returns the ones copied."""
+    copied = []
+    for relative in paths:
+        source, target = root / relative, tree / relative
+        if not source.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target)
+        copied.append(relative)
+    return copied
 
 
 @dataclass(frozen=True)
@@ -355,6 +472,7 @@ class BenchReport:
     only_one_side: list[str]
     results: Path
     rounds: int
+    swept: list[Path] = field(default_factory=list)  # leftovers of killed runs, removed first
 
     @property
     def regressions(self) -> list[Comparison]:
@@ -368,6 +486,7 @@ class BenchReport:
             "regressions": len(self.regressions),
             "benchmarks": {c.name: c.as_metrics() for c in self.comparisons},
             "only_one_side": self.only_one_side,
+            "swept": [str(path) for path in self.swept],
         }
 
 
@@ -392,8 +511,9 @@ def run_comparison(
     `baseline_environ` / `candidate_environ` add variables to one side only (the self-checks use
     them for the test-only slowdown switch)."""
     results.mkdir(parents=True, exist_ok=True)
-    base_env = {k: v for k, v in environ.items() if k != "VIRTUAL_ENV"}
-    prefix = f"gates-bench-{run_id}-" if run_id else "gates-bench-"
+    swept = sweep(root, shell=shell, log=log, environ=environ)
+    base_env = {k: v for k, v in environ.items() if k not in {"VIRTUAL_ENV", settings.slowdown_env}}
+    prefix = f"{SCRATCH_PREFIX}{run_id}-" if run_id else SCRATCH_PREFIX
     with worktree(root, baseline, shell=shell, log=log, environ=environ, prefix=prefix) as tree:
         venv = tree.parent / "venv"
         sides = (
@@ -410,6 +530,7 @@ def run_comparison(
                 f"the baseline has no benchmarks at {', '.join(missing)}; "
                 "pick one that has them with --baseline REV"
             )
+        copy_caches(root, tree, settings.copy_to_baseline)
         sync = ["uv", "sync", "--locked", "--group=bench", "--quiet"]
         if shell(sync, cwd=tree, log=log, env=sides[0].environ, timeout=timeout) != 0:
             raise BenchError(f"syncing the baseline's environment failed; see {log}")
@@ -432,7 +553,7 @@ def run_comparison(
                 for name, data in read_samples(output).items():
                     samples[side.label].setdefault(name, []).extend(data)
     comparisons, only = compare_all(samples["baseline"], samples["candidate"], settings)
-    report = BenchReport(baseline, comparisons, only, results, settings.rounds)
+    report = BenchReport(baseline, comparisons, only, results, settings.rounds, swept)
     (results / "comparison.txt").write_text(
         render(table(comparisons, settings.confidence, settings.quantile))
     )

@@ -238,6 +238,10 @@ def bench(gate: Gate, ctx: GateContext) -> GateResult:
     lines = text.rstrip("\n").splitlines()
     if outcome.only_one_side:
         lines.append(f"only on one side (not compared): {', '.join(outcome.only_one_side)}")
+    if outcome.swept:
+        lines.append(
+            f"removed leftovers of killed comparisons: {', '.join(map(str, outcome.swept))}"
+        )
     slower = [c.name.rsplit("::", 1)[-1] for c in outcome.regressions]
     summary = (
         f"{len(outcome.comparisons)} benchmarks against {repository.short(baseline)}, "

@@ -1,0 +1,140 @@
+"""SSE fan-out over real HTTP: a `hangar serve` process (fake provider, no latency) and 50
+clients, each holding its own `GET /api/v1/events` stream on its own TCP connection.
+
+What a round times: `POST /api/v1/machines` (not started) until every one of the 50 streams has
+received that machine's last event of the create (`… is stopped`). Every event of the create
+(provisioning, the operation, stopped) goes through the fan-out to all 50 streams, so the figure
+is what a dashboard with 50 open tabs waits for. The next round starts with the streams idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from e2e.server import LiveServer, ServerStartError
+
+CLIENTS = 50
+ROUND_TIMEOUT_S = 30.0
+Measure = Callable[..., Any]  # the `measure` fixture of conftest.py
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One backend process for the module, stopped by PID (also when the run is interrupted)."""
+    live = LiveServer(data_dir=tmp_path_factory.mktemp("sse-server"), fake_latency_s=0.0)
+    atexit.register(live.stop)
+    try:
+        live.start()
+    except ServerStartError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+class Streams:
+    """`CLIENTS` open event streams; `arrived[machine_id]` counts the streams that have seen
+    that machine's state event `stopped`, and `done[machine_id]` resolves when all of them have."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[str, int] = {}
+        self.done: dict[str, asyncio.Future[None]] = {}
+        self.connected = 0
+        self.all_connected = asyncio.Event()
+
+    def future(self, machine_id: str) -> asyncio.Future[None]:
+        future = self.done.setdefault(machine_id, asyncio.get_running_loop().create_future())
+        if self.arrived.get(machine_id, 0) >= CLIENTS and not future.done():
+            future.set_result(None)
+        return future
+
+    def _saw_stopped(self, machine_id: str) -> None:
+        self.arrived[machine_id] = self.arrived.get(machine_id, 0) + 1
+        if self.arrived[machine_id] >= CLIENTS:
+            self.future(machine_id)
+
+    async def listen(self, client: httpx.AsyncClient) -> None:
+        async with client.stream("GET", "/api/v1/events") as response:
+            assert response.status_code == 200, await response.aread()
+            self.connected += 1
+            if self.connected == CLIENTS:
+                self.all_connected.set()
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[len("data:") :])
+                if event["kind"] == "state" and event["state"] == "stopped":
+                    self._saw_stopped(event["machine_id"])
+
+
+@contextlib.asynccontextmanager
+async def open_streams(server: LiveServer, cookies: httpx.Cookies) -> AsyncIterator[Streams]:
+    """Open the streams, each on its own connection, and close them all on the way out."""
+    streams = Streams()
+    clients = [
+        httpx.AsyncClient(base_url=server.url, cookies=cookies, timeout=ROUND_TIMEOUT_S)
+        for _ in range(CLIENTS)
+    ]
+    listeners = [asyncio.ensure_future(streams.listen(client)) for client in clients]
+    try:
+        waiting = asyncio.ensure_future(streams.all_connected.wait())
+        await asyncio.wait([waiting, *listeners], return_when=asyncio.FIRST_COMPLETED)
+        for listener in listeners:
+            if listener.done():  # a stream that ended before all were open: show why
+                listener.result()
+                raise AssertionError("an event stream ended right after it opened")
+        yield streams
+    finally:
+        for listener in listeners:
+            listener.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
+        for client in clients:
+            await client.aclose()
+
+
+def test_sse_fan_out_http(
+    server: LiveServer, loop: asyncio.Runner, measure: Measure, tmp_path: Path
+) -> None:
+    """Create a machine through the API; time until all 50 SSE streams have its last event."""
+    names = (f"sse-{n}" for n in itertools.count())
+
+    async def log_in() -> tuple[httpx.AsyncClient, httpx.Cookies]:
+        api = httpx.AsyncClient(base_url=server.url, timeout=ROUND_TIMEOUT_S)
+        response = await api.post(
+            "/api/v1/auth/login",
+            json={"username": server.admin.username, "password": server.admin.password},
+        )
+        assert response.status_code == 200, response.text
+        api.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+        return api, api.cookies
+
+    api, cookies = loop.run(log_in())
+    streams_context = open_streams(server, cookies)
+    streams = loop.run(streams_context.__aenter__())
+
+    async def create_and_fan_out() -> None:
+        body = {"name": next(names), "provider": "fake", "image": "debian-12", "start": False}
+        body |= {"cpus": 1, "memory_mb": 256}
+        response = await api.post("/api/v1/machines", json=body)
+        assert response.status_code == 202, response.text
+        machine_id = response.json()["machine"]["id"]
+        await asyncio.wait_for(streams.future(machine_id), ROUND_TIMEOUT_S)
+
+    try:
+        measure(lambda: loop.run(create_and_fan_out()), rounds=30)
+        # Every machine's last event reached every stream exactly once.
+        assert set(streams.arrived.values()) == {CLIENTS}, streams.arrived
+    finally:
+        loop.run(streams_context.__aexit__(None, None, None))
+        loop.run(api.aclose())
