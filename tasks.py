@@ -80,6 +80,19 @@ def upgrade(c: Context, package: str = "", commit: bool = False, only: str = "")
     )
 
 
+@task(
+    help={
+        "output": "directory for index.html and its charts (default: .gates/report)",
+        "commits": "how many of the latest commits the outcome grid shows",
+    }
+)
+def report(c: Context, output: str = "", commits: int = 20) -> None:
+    """Write the gate history as a static HTML report with charts; print the page's path."""
+    from gates import cli
+
+    raise Exit(code=cli.report(output=output or None, commits=commits))
+
+
 @task(help={"force": "rebuild even when the cached image is current"})
 def image(c: Context, force: bool = False) -> None:
     """Build the qemu provider's guest image `tiny` (cached; rebuilt only when an input changes)."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from gates_testing import git
 
 from gates import soak
+from gates.repository import TreeState
 
 CASE = '<testcase classname="e2e.test_x" name="{name}">{body}</testcase>'
 
@@ -83,10 +87,89 @@ def test_bad_input_says_what_is_allowed(tier: str, runs: int, message: str) -> N
         soak.soak(tier, runs, runner=ScriptedRuns([]))
 
 
-def test_main_exit_status(
+def test_main_exit_status_and_the_stored_soak(
+    make_repo: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = make_repo()
+    monkeypatch.setattr(soak, "_run", ScriptedRuns([{"a": "failed"}]))
+    assert soak.main("e2e", 1, ["-k", "a"], root=root) == 1
+    out = capsys.readouterr().out
+    assert "1/1 failed (always)" in out
+    (stored,) = (root / ".gates" / "soak").iterdir()
+    assert f"soak stored: {stored}" in out
+    data = json.loads(stored.read_text())
+    assert stored.name == f"{data['run_id']}.json"
+    assert data["tier"] == "e2e"
+    assert data["pytest_args"] == ["-k", "a"]
+    assert (data["commit"], data["dirty"]) == (git(root, "rev-parse", "HEAD").strip(), False)
+    assert data["runs"] == [
+        {
+            "number": 1,
+            "exit_status": 1,
+            "seconds": data["runs"][0]["seconds"],
+            "crashed": False,
+            "counts": {"passed": 0, "failed": 1, "error": 0, "skipped": 0},
+        }
+    ]
+    assert data["failing"] == [
+        {"test": "e2e.test_x::a", "failures": 1, "runs": 1, "last_message": "boom"}
+    ]
+    assert datetime.fromisoformat(data["time"]).tzinfo is not None
+
+
+def test_main_refuses_bad_input_and_stores_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert soak.main("nope", 1, root=tmp_path) == 2
+    assert soak.main("e2e", 0, root=tmp_path) == 2
+    assert "known tiers" in capsys.readouterr().out
+    assert not (tmp_path / ".gates").exists()
+
+
+def test_main_outside_a_project_refuses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(soak, "_run", ScriptedRuns([{"a": "failed"}]))
-    assert soak.main("e2e", 1) == 1
-    assert "1/1 failed (always)" in capsys.readouterr().out
-    assert soak.main("nope", 1) == 2
+    (tmp_path / ".git").mkdir()  # tests may run inside a checkout; the search stops here
+    monkeypatch.chdir(tmp_path)
+    assert soak.main("e2e", 1) == 2
+    assert "no pyproject.toml with a [tool.gates] table" in capsys.readouterr().out
+
+
+def test_a_soak_that_cannot_be_stored_warns_and_keeps_its_status(
+    make_repo: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = make_repo()
+    monkeypatch.setattr(soak, "_run", ScriptedRuns([{"a": "passed"}]))
+    (root / ".gates").write_text("a file where the directory should be\n")
+    assert soak.main("e2e", 1, root=root) == 0
+    out = capsys.readouterr().out
+    assert "no flaky tests" in out
+    assert "warning: the soak could not be stored" in out
+
+
+def test_store_writes_whole_files_only(tmp_path: Path) -> None:
+    result = soak.soak(
+        "unit",
+        2,
+        runner=ScriptedRuns([{"a": "passed", "b": "failed"}, None]),
+        workdir=tmp_path,
+    )
+    state = TreeState("0123456789abcdef", True, "d1ff")
+    started = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
+    directory = tmp_path / "soak"
+    path = soak.store(result, directory, run_id="r1", started=started, state=state)
+    assert [p.name for p in directory.iterdir()] == ["r1.json"]  # no temporary file left
+    data = json.loads(path.read_text())
+    assert (data["commit"], data["dirty"], data["time"]) == (
+        "0123456789abcdef",
+        True,
+        "2026-11-23T17:00:00+00:00",
+    )
+    assert data["crashed_runs"] == [2]
+    assert not data["ok"]
+    assert [run["crashed"] for run in data["runs"]] == [False, True]
+    assert data["failing"][0]["test"] == "e2e.test_x::b"

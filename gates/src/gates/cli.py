@@ -1,4 +1,4 @@
-"""The commands behind `invoke gates|status|rollback|upgrade`; each returns an exit status."""
+"""The commands behind `invoke gates|status|rollback|upgrade|report`; each returns a status."""
 
 from __future__ import annotations
 
@@ -103,21 +103,71 @@ def gates(
     github: bool | None = None,
     baseline: str | None = None,
 ) -> int:
-    """`invoke gates`: 0 when every gate that ran passed."""
+    """`invoke gates`: 0 when every gate that ran passed; writes the report at the end."""
     console = make_console()
     try:
+        root = find_root()
         run = execute(
-            find_root(),
+            root,
             only=only,
             start=start,
             keep_going=keep_going,
             github=github,
             baseline=baseline,
+            console=console,
         )
     except GatesError as error:
         _error(console, "error", error)
         return EXIT_REFUSED
+    _report_after_run(root, console)
     return 0 if run.passed else EXIT_FAILED
+
+
+def _report_after_run(root: Path, console: Console) -> None:
+    """Write the report after a run; a failure to do so warns and never changes an outcome."""
+    try:
+        from gates.report import write_report
+
+        index = write_report(root)
+    except Exception as error:  # the gates' verdict stands whatever happens to the report
+        console.print(
+            Text.assemble(("warning: ", "yellow"), f"the report was not written: {error}")
+        )
+        return
+    console.print(f"report: {index}", highlight=False, markup=False, soft_wrap=True)
+
+
+def report(
+    output: str | Path | None = None,
+    commits: int = 20,
+    root: Path | None = None,
+    console: Console | None = None,
+) -> int:
+    """`invoke report`: write the HTML report of the history and print the path of its page."""
+    console = console or make_console()
+    try:
+        root = root or find_root()
+        from gates.report import write_report
+
+        target = Path(output).resolve() if output else None
+        index = write_report(root, target, commits=commits)
+    except GatesError as error:
+        _error(console, "error", error)
+        return EXIT_REFUSED
+    except ImportError as error:
+        _error(
+            console,
+            "error",
+            RuntimeError(
+                f"the report needs the `report` extra of gates (matplotlib, jinja2): {error}"
+            ),
+        )
+        return EXIT_REFUSED
+    except OSError as error:
+        _error(console, "error", RuntimeError(f"the report could not be written: {error}"))
+        return EXIT_REFUSED
+    console.print(str(index), highlight=False, markup=False, soft_wrap=True)
+    return 0
 
 
 def status(root: Path | None = None, console: Console | None = None) -> int:

@@ -4,20 +4,31 @@ A tier runs through its nox session (`nox -R` reuses the warm environment), each
 junit report that `gates.junit.TestReport` reads. A test that failed in some runs and passed in
 others is flaky; one that failed in every run is broken; both are listed with their failure counts.
 A run that crashed without a report is listed too, so nothing is hidden behind "no data".
+
+`main` (the `invoke soak` task) stores each soak as `.gates/soak/<run id>.json` — the tier, every
+run (exit status, seconds, counts) and every test that failed at least once — which
+`invoke report` shows; `soak` itself only runs and collects.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from gates.errors import GatesError
+from gates.errors import GatesError, GitError
 from gates.junit import TestReport
+from gates.project import find_root
+from gates.repository import Repository, TreeState
+from gates.runner import new_run_id
 
 # The nox session that runs each tier, and its test dirs: posargs replace a session's default
 # dirs (the convention of noxfile.py and the gates pipeline), so they are named every time.
@@ -26,6 +37,10 @@ TIER_SESSIONS: dict[str, tuple[str, list[str]]] = {
     "e2e": ("e2e", ["e2e"]),
     "integration": ("integration", ["integration"]),
 }
+
+# Where `invoke soak` stores its soaks, relative to the project root (read by `invoke report`).
+SOAK_DIR = Path(".gates") / "soak"
+MESSAGE_LIMIT = 1000  # characters kept of a failure's last message
 
 # Runs one command and returns its exit status; injected by tests.
 Runner = Callable[[Sequence[str]], int]
@@ -103,6 +118,33 @@ class SoakResult:
     def ok(self) -> bool:
         return not self.failing and not self.crashed_runs
 
+    def to_dict(self) -> dict[str, Any]:
+        """What is stored of the soak: every run, and every test that failed at least once."""
+        return {
+            "tier": self.tier,
+            "runs": [
+                {
+                    "number": run.number,
+                    "exit_status": run.exit_status,
+                    "seconds": round(run.seconds, 3),
+                    "crashed": run.crashed,
+                    "counts": run.report.counts,
+                }
+                for run in self.runs
+            ],
+            "failing": [
+                {
+                    "test": test,
+                    "failures": failures,
+                    "runs": runs,
+                    "last_message": self.last_message(test)[:MESSAGE_LIMIT],
+                }
+                for test, failures, runs in self.failing
+            ],
+            "crashed_runs": [run.number for run in self.crashed_runs],
+            "ok": self.ok,
+        }
+
     def render(self) -> str:
         """A report for a person: per run, then every test that failed at least once."""
         lines = [f"soak of tier {self.tier}: {len(self.runs)} runs"]
@@ -156,8 +198,60 @@ def soak(
     return result
 
 
-def main(tier: str, runs: int, extra: Sequence[str] = ()) -> int:
-    """CLI entry (`invoke soak`): print the report; exit 1 when any test failed or a run crashed."""
+def store(
+    result: SoakResult,
+    directory: Path,
+    *,
+    run_id: str,
+    started: datetime,
+    state: TreeState | None = None,
+    extra: Sequence[str] = (),
+) -> Path:
+    """Write the soak to `directory/<run_id>.json` atomically (a reader never sees half of it)."""
+    payload = {
+        "run_id": run_id,
+        "time": started.isoformat(timespec="seconds"),
+        "commit": state.commit if state else "",
+        "dirty": state.dirty if state else False,
+        "pytest_args": list(extra),
+        **result.to_dict(),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{run_id}.json"
+    fd, temporary = tempfile.mkstemp(prefix=f".{run_id}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temporary).chmod(0o644)
+        Path(temporary).replace(target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _tree_state(root: Path) -> TreeState | None:
+    try:
+        return Repository(root).state()
+    except GitError:
+        return None
+
+
+def main(tier: str, runs: int, extra: Sequence[str] = (), *, root: Path | None = None) -> int:
+    """CLI entry (`invoke soak`): print the report and store the soak under `.gates/soak/`;
+    exit 1 when any test failed or a run crashed."""
+    try:
+        root = root or find_root()
+        command_for(tier, Path("check"))  # an unknown tier fails before anything else
+    except GatesError as error:
+        print(f"error: {error}")
+        return 2
+    run_id = new_run_id()
+    started = datetime.now(UTC)
+    state = _tree_state(root)  # the code that is soaked: the tree as it is now
     try:
         result = soak(
             tier,
@@ -171,4 +265,12 @@ def main(tier: str, runs: int, extra: Sequence[str] = ()) -> int:
         print(f"error: {error}")
         return 2
     print(result.render())
+    try:
+        path = store(
+            result, root / SOAK_DIR, run_id=run_id, started=started, state=state, extra=extra
+        )
+    except OSError as error:
+        print(f"warning: the soak could not be stored: {error}")
+    else:
+        print(f"soak stored: {path} (shown by `uv run invoke report`)")
     return 0 if result.ok else 1
