@@ -1,6 +1,7 @@
 """Fixtures of the benchmarks: an event loop shared by fixture and benchmark, the example service
-with the fake provider (no latency) on a fresh SQLite file, and `measure`, the one way a benchmark
-times its code.
+with the fake provider (no latency) on a fresh SQLite file, the real `qemu` provider of the
+integration tier's QEMU harness (`integration/qemu_harness.py`: run id, sweeper, watchdog,
+teardown, the cached `tiny` image), and `measure`, the one way a benchmark times its code.
 
 `HANGAR_BENCH_SLOWDOWN="test_a=1.25,test_b=2"` makes the named benchmarks that many times slower
 (a busy wait after each call). It exists only so the gate's self-checks can prove a slowdown is
@@ -28,6 +29,9 @@ from hangar.api.context import Hangar
 from hangar.db import migrate
 from hangar.service import passwords
 from hangar.settings import Settings
+from integration.qemu_harness import qemu, run_dir, tiny_image, watchdog
+
+__all__ = ["qemu", "qemu_purpose", "run_dir", "tiny_image", "watchdog"]
 
 SLOWDOWN_VARIABLE = "HANGAR_BENCH_SLOWDOWN"
 ADMIN_PASSWORD = "admin-password"
@@ -65,31 +69,66 @@ def loop() -> Iterator[asyncio.Runner]:
 
 
 Measure = Callable[..., Any]
+Setup = Callable[[], tuple[tuple[Any, ...], dict[str, Any]]]
 
 
 @pytest.fixture
 def measure(benchmark: BenchmarkFixture, request: pytest.FixtureRequest) -> Measure:
     """`measure(function, rounds=…, iterations=…)`: time `function` with a fixed number of rounds
-    (so a gate run takes a known time), slowed down when the switch names this benchmark."""
+    (so a gate run takes a known time), slowed down when the switch names this benchmark.
+
+    Per-round work outside the timing: `setup()` returns `(args, kwargs)` for `function`,
+    `teardown(*args, **kwargs)` runs after it (pytest-benchmark's pedantic mode; then
+    `iterations` must be 1). `warmup_rounds` defaults to `min(rounds, 3)`. Under
+    `--benchmark-disable` the three run once, untimed."""
     factor = slowdowns(os.environ.get(SLOWDOWN_VARIABLE, "")).get(request.node.name, 1.0)
 
-    def run(function: Callable[[], object], *, rounds: int = 30, iterations: int = 1) -> object:
+    def run(
+        function: Callable[..., object],
+        *,
+        rounds: int = 30,
+        iterations: int = 1,
+        warmup_rounds: int | None = None,
+        setup: Setup | None = None,
+        teardown: Callable[..., object] | None = None,
+    ) -> object:
         timed = function
         if factor != 1.0:
 
-            def timed() -> object:
+            def timed(*args: Any, **kwargs: Any) -> object:
                 started = time.perf_counter()
-                result = function()
+                result = function(*args, **kwargs)
                 deadline = started + (time.perf_counter() - started) * factor
                 while time.perf_counter() < deadline:
                     pass
                 return result
 
+        if benchmark.disabled and teardown is not None:
+            # --benchmark-disable: pytest-benchmark calls the function once, after setup but
+            # without teardown; fold the teardown in, so the run still checks what was done.
+            after = teardown
+
+            def timed(*args: Any, **kwargs: Any) -> object:
+                result = function(*args, **kwargs)
+                after(*args, **kwargs)
+                return result
+
         return benchmark.pedantic(
-            timed, rounds=rounds, iterations=iterations, warmup_rounds=min(rounds, 3)
+            timed,
+            rounds=rounds,
+            iterations=iterations,
+            warmup_rounds=min(rounds, 3) if warmup_rounds is None else warmup_rounds,
+            setup=setup,
+            teardown=teardown,
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def qemu_purpose() -> str:
+    """How the QEMU harness names these tests in a skip, a failure or the watchdog's message."""
+    return "QEMU benchmarks"
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""Gate reporting against the real GitHub API (with credentials)."""

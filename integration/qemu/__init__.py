@@ -1,0 +1,1 @@
+"""QEMU scenarios through the `qemu` provider and the service."""
