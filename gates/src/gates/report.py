@@ -29,6 +29,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from gates.bench import Comparison
 from gates.errors import GatesError
 from gates.history import OUTCOMES, History, Record
 from gates.pipeline import Pipeline
@@ -207,27 +208,13 @@ def phase_times(runs: Sequence[Run]) -> list[PhaseTime]:
 
 
 @dataclass(frozen=True)
-class Benchmark:
-    """One benchmark's figures in one comparison."""
-
-    name: str
-    baseline_s: float
-    candidate_s: float
-    ratio: float
-    low: float
-    high: float
-    threshold: float
-    verdict: str
-
-
-@dataclass(frozen=True)
 class BenchRun:
     """One run of the bench gate that compared benchmarks."""
 
     record: Record
     baseline: str
     rounds: int | None
-    benchmarks: dict[str, Benchmark]
+    benchmarks: dict[str, Comparison]
     only_one_side: list[str]
 
     @property
@@ -235,7 +222,8 @@ class BenchRun:
         return run_label(self.record)
 
 
-def _benchmark(name: str, raw: object) -> Benchmark | None:
+def _benchmark(name: str, raw: object) -> Comparison | None:
+    """A stored comparison, its verdict judged again from its figures as the gate judged it."""
     if not isinstance(raw, Mapping):
         return None
     keys = ("baseline_s", "candidate_s", "ratio", "low", "high", "threshold")
@@ -243,9 +231,7 @@ def _benchmark(name: str, raw: object) -> Benchmark | None:
     numbers = [v for v in values if v is not None]
     if len(numbers) != len(keys):
         return None
-    baseline_s, candidate_s, ratio, low, high, threshold = numbers
-    verdict = str(raw.get("verdict", "same"))
-    return Benchmark(name, baseline_s, candidate_s, ratio, low, high, threshold, verdict=verdict)
+    return Comparison(name, *numbers)
 
 
 def bench_runs(records: Sequence[Record], keys: set[tuple[str, str]]) -> list[BenchRun]:
