@@ -7,8 +7,9 @@ deleted at the end, with a watchdog over a hung run. Whatever a round needs but 
 (creating a machine, checking the result, deleting) runs in `measure`'s per-round setup and
 teardown, and every teardown asserts that what was timed really happened.
 
-Round counts keep the four benchmarks at about 40-50 s on a 2-core TCG host (a loaded one
-included), half of it the seven cold boots (2.5-4 s each).
+Round counts keep the four benchmarks at about 25-30 s on a 2-core TCG host, a third of it the
+four cold boots (2.5-4 s each): the bench gate runs them once per side and alternation round, and
+more short rounds tell more than a few long ones (docs/gates.md, Calibration).
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from integration.qemu_harness import Machine, QemuFixture
 pytestmark = pytest.mark.timeout(300)
 
 Measure = Callable[..., Any]  # the `measure` fixture of conftest.py
-BOOT_ROUNDS = 6  # plus one warm-up boot
-QMP_ROUNDS = 50
-HOT_PLUG_ROUNDS = 20
-SNAPSHOT_ROUNDS = 30
+BOOT_ROUNDS = 3  # plus one warm-up boot
+QMP_ROUNDS = 30
+HOT_PLUG_ROUNDS = 10
+SNAPSHOT_ROUNDS = 15
 DISK_MB = 16
 DISK_SECTORS = DISK_MB * 2048  # /sys/block/*/size counts 512-byte sectors
 # What the guest kernel logs each time it probes the hot-plugged disk.

@@ -42,7 +42,7 @@ def samples(median: float, count: int = 60, spread: float = 0.05, seed: int = 1)
 
 def test_identical_samples_are_no_regression() -> None:
     data = samples(0.010)
-    result = compare("test_a", data, list(data), threshold=0.10)
+    result = compare("test_a", [data], [list(data)], threshold=0.10)
     assert result.ratio == pytest.approx(1.0)
     assert result.low <= 1.0 <= result.high
     assert result.verdict == "same"
@@ -52,7 +52,7 @@ def test_identical_samples_are_no_regression() -> None:
 def test_a_25_percent_slowdown_is_caught_with_the_interval_above_the_threshold() -> None:
     baseline = samples(0.010, seed=1)
     slower = [x * 1.25 for x in samples(0.010, seed=2)]
-    result = compare("test_a", baseline, slower, threshold=0.10)
+    result = compare("test_a", [baseline], [slower], threshold=0.10)
     assert result.ratio == pytest.approx(1.25, rel=0.05)
     assert result.low > 1.10
     assert result.verdict == "slower"
@@ -62,14 +62,14 @@ def test_a_25_percent_slowdown_is_caught_with_the_interval_above_the_threshold()
 def test_noisy_but_equal_sides_are_no_regression() -> None:
     baseline = samples(0.010, spread=0.4, seed=3)
     candidate = samples(0.010, spread=0.4, seed=4)
-    result = compare("test_a", baseline, candidate, threshold=0.10)
+    result = compare("test_a", [baseline], [candidate], threshold=0.10)
     assert result.verdict == "same"
 
 
 def test_a_slowdown_below_the_threshold_passes() -> None:
     baseline = samples(0.010, seed=5)
     candidate = [x * 1.05 for x in samples(0.010, seed=6)]
-    result = compare("test_a", baseline, candidate, threshold=0.10)
+    result = compare("test_a", [baseline], [candidate], threshold=0.10)
     assert result.ratio > 1.0
     assert not result.regressed
 
@@ -77,7 +77,7 @@ def test_a_slowdown_below_the_threshold_passes() -> None:
 def test_a_clear_speedup_is_reported_as_faster() -> None:
     baseline = samples(0.010, seed=7)
     candidate = [x * 0.5 for x in samples(0.010, seed=8)]
-    assert compare("test_a", baseline, candidate, threshold=0.10).verdict == "faster"
+    assert compare("test_a", [baseline], [candidate], threshold=0.10).verdict == "faster"
 
 
 def test_load_on_one_side_does_not_hide_a_slowdown_of_the_low_quantile() -> None:
@@ -86,8 +86,50 @@ def test_load_on_one_side_does_not_hide_a_slowdown_of_the_low_quantile() -> None
     rng = random.Random(11)  # noqa: S311 - reproducible noise, not secrecy
     baseline = [x * (rng.uniform(2, 3) if i % 2 else 1) for i, x in enumerate(samples(1e-4))]
     candidate = [x * 1.25 for x in samples(1e-4, seed=12)]
-    assert compare("test_a", baseline, candidate, threshold=0.1, q=0.5).verdict != "slower"
-    assert compare("test_a", baseline, candidate, threshold=0.1, q=0.1).verdict == "slower"
+    assert compare("test_a", [baseline], [candidate], threshold=0.1, q=0.5).verdict != "slower"
+    assert compare("test_a", [baseline], [candidate], threshold=0.1, q=0.1).verdict == "slower"
+
+
+def rounds(levels: Sequence[float], factor: float = 1.0, seed: int = 20) -> list[list[float]]:
+    """One list of timings per round, each round at its own level (the machine's load then)."""
+    return [
+        [x * factor for x in samples(level, 20, spread=0.05, seed=seed + i)]
+        for i, level in enumerate(levels)
+    ]
+
+
+# The machine's load moved between rounds; both runs of a round saw the same load.
+DRIFT = [0.010, 0.016, 0.012, 0.020, 0.011]
+
+
+def test_drift_between_rounds_hits_both_sides_alike_and_is_no_regression() -> None:
+    result = compare("test_a", rounds(DRIFT, seed=1), rounds(DRIFT, seed=50), threshold=0.10)
+    assert result.ratio == pytest.approx(1.0, abs=0.03)
+    assert result.verdict == "same"
+
+
+def test_a_25_percent_slowdown_under_drift_is_caught_round_by_round() -> None:
+    result = compare("test_a", rounds(DRIFT, seed=1), rounds(DRIFT, 1.25, seed=50), threshold=0.10)
+    assert result.ratio == pytest.approx(1.25, rel=0.03)
+    assert result.verdict == "slower"
+
+
+def test_one_lucky_round_on_one_side_widens_the_interval_instead_of_deciding() -> None:
+    """Pooling every round's timings lets one fast round set the candidate's 10 % quantile: the
+    candidate's first run happened to find the machine idle while its baseline partner did not.
+    Round by round, that is one ratio of five, and the interval shows the doubt."""
+    baseline = rounds([0.020, 0.020, 0.020, 0.020, 0.020], seed=1)
+    candidate = rounds([0.012, 0.020, 0.020, 0.020, 0.020], seed=50)
+    pooled = compare(
+        "test_a",
+        [[x for r in baseline for x in r]],
+        [[x for r in candidate for x in r]],
+        threshold=0.10,
+    )
+    assert pooled.verdict == "faster"  # what a pooled comparison would claim
+    result = compare("test_a", baseline, candidate, threshold=0.10)
+    assert result.verdict == "same"
+    assert result.low < 1 / 1.1 < result.high
 
 
 def test_quantile_interpolates_between_samples() -> None:
@@ -98,21 +140,21 @@ def test_quantile_interpolates_between_samples() -> None:
 
 def test_the_same_samples_always_give_the_same_interval() -> None:
     baseline, candidate = samples(0.01, seed=9), samples(0.011, seed=10)
-    first = compare("test_a", baseline, candidate, threshold=0.1)
-    assert compare("test_a", baseline, candidate, threshold=0.1) == first
+    first = compare("test_a", [baseline], [candidate], threshold=0.1)
+    assert compare("test_a", [baseline], [candidate], threshold=0.1) == first
 
 
 def test_a_side_without_samples_is_an_error() -> None:
-    with pytest.raises(ValueError, match="no samples"):
-        compare("test_a", [], [1.0], threshold=0.1)
+    with pytest.raises(ValueError, match="no round with samples on both sides"):
+        compare("test_a", [[]], [[1.0]], threshold=0.1)
 
 
 def test_compare_all_uses_per_benchmark_thresholds_and_names_one_sided_benchmarks() -> None:
     settings = BenchSettings(threshold=0.10, thresholds={"test_loose": 0.5})
-    baseline = {"b.py::test_loose": samples(1.0), "b.py::test_old": samples(1.0)}
+    baseline = {"b.py::test_loose": [samples(1.0)], "b.py::test_old": [samples(1.0)]}
     candidate = {
-        "b.py::test_loose": [x * 1.25 for x in samples(1.0, seed=2)],
-        "b.py::test_new": samples(1.0),
+        "b.py::test_loose": [[x * 1.25 for x in samples(1.0, seed=2)]],
+        "b.py::test_new": [samples(1.0)],
     }
     comparisons, only = bench.compare_all(baseline, candidate, settings)
     assert [(c.name, c.threshold, c.verdict) for c in comparisons] == [
@@ -176,8 +218,8 @@ def test_an_unreadable_results_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_the_table_shows_every_column_and_verdict() -> None:
     rows = [
-        compare("b.py::test_same", samples(0.002), samples(0.002, seed=2), threshold=0.1),
-        compare("b.py::test_slow[x]", samples(3e-6), samples(4e-6, seed=2), threshold=0.1),
+        compare("b.py::test_same", [samples(0.002)], [samples(0.002, seed=2)], threshold=0.1),
+        compare("b.py::test_slow[x]", [samples(3e-6)], [samples(4e-6, seed=2)], threshold=0.1),
     ]
     text = bench.render(bench.table(rows, 0.95, 0.1))
     for expected in ("10% quantiles", "change", "ratio", "95% interval", "verdict", "+10%"):

@@ -2,16 +2,20 @@
 
 The baseline is checked out into a temporary git worktree with its own environment; both sides
 run the same benchmark selection in alternating rounds (baseline, candidate, baseline, …) so
-drift of the machine hits both alike. Per benchmark, the ratio of a low quantile of the timings
-(candidate / baseline; the 10th percentile by default, since load on the machine only ever adds
-time) gets a bootstrap confidence interval; a benchmark regresses only when the whole interval
-lies above 1 + its threshold.
+drift of the machine hits both alike. Per benchmark and round, the ratio of a low quantile of the
+timings (candidate / baseline; the 10th percentile by default, since load on the machine only ever
+adds time) is taken between the two runs of that round, which ran one right after the other; the
+rounds' ratios are combined by their geometric mean and get a bootstrap confidence interval that
+resamples whole rounds (and the timings within them), so a round that was lucky or unlucky on one
+side widens the interval instead of deciding the verdict. A benchmark regresses only when the
+whole interval lies above 1 + its threshold.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import random
 import shutil
@@ -52,7 +56,7 @@ class BenchSettings:
 
     threshold: float = 0.10
     thresholds: Mapping[str, float] = field(default_factory=dict)
-    rounds: int = 3
+    rounds: int = 5
     confidence: float = 0.95
     resamples: int = 2000
     seed: int = 0
@@ -194,10 +198,13 @@ def quantile(values: Sequence[float], q: float) -> float:
     return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
+Rounds = Sequence[Sequence[float]]  # per alternation round, that side's timings in seconds
+
+
 def compare(
     name: str,
-    baseline: Sequence[float],
-    candidate: Sequence[float],
+    baseline: Rounds,
+    candidate: Rounds,
     *,
     threshold: float,
     q: float = BenchSettings.quantile,
@@ -205,23 +212,35 @@ def compare(
     resamples: int = BenchSettings.resamples,
     seed: int = BenchSettings.seed,
 ) -> Comparison:
-    """Ratio of the `q` quantiles with a percentile bootstrap interval; the RNG is seeded per
-    benchmark, so the same samples always give the same verdict."""
-    if not baseline or not candidate:
-        raise ValueError(f"benchmark {name!r} has no samples on one side")
+    """Round by round, the ratio of the `q` quantiles (candidate / baseline); their geometric
+    mean, with a percentile bootstrap interval over rounds and timings. `baseline[i]` and
+    `candidate[i]` are the timings of round i. The RNG is seeded per benchmark, so the same
+    timings always give the same verdict."""
+    pairs = [(b, c) for b, c in zip(baseline, candidate, strict=False) if b and c]
+    if not pairs:
+        raise ValueError(f"benchmark {name!r} has no round with samples on both sides")
     # Reproducible resampling, not secrecy: the same samples must always give the same verdict.
     rng = random.Random(seed ^ zlib.crc32(name.encode()))  # noqa: S311
-    b_time = quantile(baseline, q)
-    c_time = quantile(candidate, q)
+
+    def mean_ratio(
+        chosen: Sequence[tuple[Sequence[float], Sequence[float]]], resample: bool
+    ) -> float:
+        logs = 0.0
+        for b, c in chosen:
+            if resample:
+                b, c = rng.choices(b, k=len(b)), rng.choices(c, k=len(c))
+            logs += math.log(quantile(c, q) / quantile(b, q))
+        return math.exp(logs / len(chosen))
+
     ratios = sorted(
-        quantile(rng.choices(candidate, k=len(candidate)), q)
-        / quantile(rng.choices(baseline, k=len(baseline)), q)
-        for _ in range(resamples)
+        mean_ratio(rng.choices(pairs, k=len(pairs)), resample=True) for _ in range(resamples)
     )
     tail_share = (1 - confidence) / 2
     low = ratios[int(tail_share * (resamples - 1))]
     high = ratios[round((1 - tail_share) * (resamples - 1))]
-    return Comparison(name, b_time, c_time, c_time / b_time, low, high, threshold)
+    b_time = quantile([x for b, _ in pairs for x in b], q)
+    c_time = quantile([x for _, c in pairs for x in c], q)
+    return Comparison(name, b_time, c_time, mean_ratio(pairs, resample=False), low, high, threshold)
 
 
 def read_samples(path: Path) -> dict[str, list[float]]:
@@ -238,8 +257,8 @@ def read_samples(path: Path) -> dict[str, list[float]]:
 
 
 def compare_all(
-    baseline: Mapping[str, Sequence[float]],
-    candidate: Mapping[str, Sequence[float]],
+    baseline: Mapping[str, Rounds],
+    candidate: Mapping[str, Rounds],
     settings: BenchSettings,
 ) -> tuple[list[Comparison], list[str]]:
     """Compare the benchmarks both sides ran; also name those only one side has."""
@@ -534,7 +553,8 @@ def run_comparison(
         sync = ["uv", "sync", "--locked", "--group=bench", "--quiet"]
         if shell(sync, cwd=tree, log=log, env=sides[0].environ, timeout=timeout) != 0:
             raise BenchError(f"syncing the baseline's environment failed; see {log}")
-        samples: dict[str, dict[str, list[float]]] = {"baseline": {}, "candidate": {}}
+        # Per side and benchmark, one list of timings per round.
+        samples: dict[str, dict[str, list[list[float]]]] = {"baseline": {}, "candidate": {}}
         for round_ in range(1, settings.rounds + 1):
             for side in sides:
                 output = results / f"{side.label}-{round_}.json"
@@ -551,7 +571,7 @@ def run_comparison(
                         f"(exit status {status}); see {log}"
                     )
                 for name, data in read_samples(output).items():
-                    samples[side.label].setdefault(name, []).extend(data)
+                    samples[side.label].setdefault(name, []).append(data)
     comparisons, only = compare_all(samples["baseline"], samples["candidate"], settings)
     report = BenchReport(baseline, comparisons, only, results, settings.rounds, swept)
     (results / "comparison.txt").write_text(
