@@ -168,7 +168,7 @@ def test_compare_all_uses_per_benchmark_thresholds_and_names_one_sided_benchmark
 
 def test_settings_defaults_and_per_benchmark_thresholds() -> None:
     settings = BenchSettings.from_table({"threshold": 0.2, "thresholds": {"test_x": 0.3}})
-    assert (settings.rounds, settings.confidence, settings.quantile) == (3, 0.95, 0.1)
+    assert (settings.rounds, settings.confidence, settings.quantile) == (5, 0.95, 0.1)
     assert settings.threshold_for("bench/test_a.py::test_x") == 0.3
     assert settings.threshold_for("bench/test_a.py::test_y") == 0.2
 
