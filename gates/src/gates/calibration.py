@@ -49,7 +49,6 @@ class Tally:
 @dataclass
 class Calibration:
     factor: float
-    runs: int
     tallies: dict[str, Tally] = field(default_factory=dict)
     gate_false_alarms: int = 0  # comparisons of HEAD with itself that the gate would have failed
     gate_detections: int = 0  # slowed comparisons that the gate failed
@@ -169,7 +168,7 @@ def calibrate(
         )
     environ = dict(os.environ if environ is None else environ)
     environ.pop(settings.slowdown_env, None)
-    calibration = Calibration(factor, runs)
+    calibration = Calibration(factor)
     names: list[str] = []
 
     def compare(number: int, kind: str, candidate: dict[str, str]) -> BenchReport:

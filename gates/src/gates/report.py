@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import matplotlib
 import matplotlib.dates as mdates
@@ -31,6 +29,7 @@ from matplotlib.ticker import MaxNLocator
 
 from gates.bench import Comparison
 from gates.errors import GatesError
+from gates.files import write_atomic
 from gates.history import OUTCOMES, History, Record
 from gates.pipeline import Pipeline
 from gates.project import load_pyproject
@@ -436,7 +435,7 @@ class Chart:
 def _save(figure: Figure, directory: Path, name: str) -> str:
     """Write the figure as SVG (atomically: a reader never sees half a chart)."""
     file = f"{CHART_PREFIX}{name}.svg"
-    _write_atomic(directory / file, lambda handle: figure.savefig(handle, format="svg"))
+    write_atomic(directory / file, lambda handle: figure.savefig(handle, format="svg"))
     return file
 
 
@@ -833,18 +832,5 @@ def write_report(
             stale.unlink(missing_ok=True)
     index = directory / INDEX
     page = render_html(report).encode()
-    _write_atomic(index, lambda handle: handle.write(page))
+    write_atomic(index, lambda handle: handle.write(page))
     return index
-
-
-def _write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write through `write(handle)` into a temporary file beside `path`, then rename it."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        Path(temporary).chmod(0o644)
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

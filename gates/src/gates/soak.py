@@ -13,7 +13,6 @@ run (exit status, seconds, counts) and every test that failed at least once — 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gates.errors import GatesError, GitError
+from gates.files import write_atomic
 from gates.junit import TestReport
 from gates.project import find_root
 from gates.repository import Repository, TreeState
@@ -218,18 +218,8 @@ def store(
     }
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{run_id}.json"
-    fd, temporary = tempfile.mkstemp(prefix=f".{run_id}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temporary).chmod(0o644)
-        Path(temporary).replace(target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    write_atomic(target, lambda handle: handle.write(text.encode("utf-8")), durable=True)
     return target
 
 
