@@ -167,7 +167,7 @@ def e2e(session: nox.Session) -> None:
 
 @nox.session(python=DEFAULT_PYTHON, tags=["tests"])
 def integration(session: nox.Session) -> None:
-    """Integration tier: real QEMU guests and a real PostgreSQL (Proxmox/E2B/GitHub with keys)."""
+    """Integration tier: real QEMU guests and a real PostgreSQL (GitHub with a token)."""
     sync(session, "integration")
     provision(session, "integration")
     session.run("pytest", "-p", "no:randomly", *(session.posargs or TEST_DIRS["integration"]))
