@@ -383,7 +383,15 @@ BENCH_PROJECT = (
 )
 
 
-def run_bench(root: Path, shell: BenchShell, baseline: str | None = "HEAD") -> GateContext:
+def two_commits(root: Path) -> Path:
+    """A second commit on top of the project's first, so HEAD~1 can be the baseline."""
+    (root / "CHANGES").write_text("a change to compare\n")
+    git(root, "add", "CHANGES")
+    git(root, "commit", "-qm", "the candidate")
+    return root
+
+
+def run_bench(root: Path, shell: BenchShell, baseline: str | None = "HEAD~1") -> GateContext:
     return GateContext(
         root=root,
         run_dir=root / ".gates" / "runs" / "r1",
@@ -393,15 +401,15 @@ def run_bench(root: Path, shell: BenchShell, baseline: str | None = "HEAD") -> G
     )
 
 
-def test_comparing_a_commit_with_itself_passes_and_stores_the_results(
+def test_comparing_with_an_equally_fast_baseline_passes_and_stores_the_results(
     make_project: Callable[..., Path],
 ) -> None:
-    root = make_project(BENCH_PROJECT)
+    root = two_commits(make_project(BENCH_PROJECT))
     shell = BenchShell(root)
     gate = Pipeline.load(root).phase("bench").gates[0]
     result = run_gate(gate, run_bench(root, shell))
     assert result.outcome == "passed", result.summary
-    assert "2 benchmarks against" in result.summary
+    assert "2 benchmarks, 2 rounds" in result.summary
     assert "no regression" in result.summary
     assert shell.sides == ["baseline", "candidate", "baseline", "candidate"]
     assert "/gates-bench-r1-" in shell.environs[0]["UV_PROJECT_ENVIRONMENT"]
@@ -416,7 +424,9 @@ def test_comparing_a_commit_with_itself_passes_and_stores_the_results(
         "comparison.txt",
     ]
     assert result.metrics["regressions"] == 0
-    assert result.metrics["baseline"] == git(root, "rev-parse", "HEAD").strip()
+    assert result.metrics["baseline"] == git(root, "rev-parse", "HEAD~1").strip()
+    head, parent = (git(root, "rev-parse", "--short=12", r).strip() for r in ("HEAD", "HEAD~1"))
+    assert result.summary.startswith(f"candidate {head} against {parent} (--baseline): ")
     assert set(result.metrics["benchmarks"]) == {
         "bench/test_x.py::test_fast",
         "bench/test_x.py::test_slow",
@@ -426,7 +436,7 @@ def test_comparing_a_commit_with_itself_passes_and_stores_the_results(
 
 
 def test_a_25_percent_slower_candidate_fails_the_gate(make_project: Callable[..., Path]) -> None:
-    root = make_project(BENCH_PROJECT)
+    root = two_commits(make_project(BENCH_PROJECT))
     gate = Pipeline.load(root).phase("bench").gates[0]
     result = run_gate(gate, run_bench(root, BenchShell(root, slowdown=1.25)))
     assert result.outcome == "failed"
@@ -441,7 +451,7 @@ def test_a_25_percent_slower_candidate_fails_the_gate(make_project: Callable[...
 def test_a_side_whose_benchmarks_fail_fails_the_gate_and_removes_the_worktree(
     make_project: Callable[..., Path], side: str
 ) -> None:
-    root = make_project(BENCH_PROJECT)
+    root = two_commits(make_project(BENCH_PROJECT))
     gate = Pipeline.load(root).phase("bench").gates[0]
     result = run_gate(gate, run_bench(root, BenchShell(root, fail_on=side)))
     assert result.outcome == "failed"
@@ -450,7 +460,7 @@ def test_a_side_whose_benchmarks_fail_fails_the_gate_and_removes_the_worktree(
 
 
 def test_a_baseline_without_the_benchmarks_is_named(make_project: Callable[..., Path]) -> None:
-    root = make_project(BENCH_PROJECT)
+    root = two_commits(make_project(BENCH_PROJECT))
     gate = Pipeline.load(root).phase("bench").gates[0]
     shell = BenchShell(root, fail_on="baseline", status=4)
     result = run_gate(gate, run_bench(root, shell))
@@ -462,7 +472,7 @@ def test_a_baseline_without_the_benchmarks_is_named(make_project: Callable[..., 
 def test_a_baseline_that_lacks_the_selected_paths_fails_before_running(
     make_project: Callable[..., Path],
 ) -> None:
-    root = make_project(BENCH_PROJECT)
+    root = two_commits(make_project(BENCH_PROJECT))
     (root / "bench").mkdir()  # only the working tree has the benchmarks
     gate = Pipeline.load(root).phase("bench").gates[0]
     shell = BenchShell(root)
@@ -485,29 +495,35 @@ def test_missing_paths_are_those_only_the_candidate_has(tmp_path: Path) -> None:
 def test_without_a_green_commit_or_baseline_the_gate_is_skipped(
     make_project: Callable[..., Path],
 ) -> None:
-    root = make_project(BENCH_PROJECT)
+    root = two_commits(make_project(BENCH_PROJECT))
     gate = Pipeline.load(root).phase("bench").gates[0]
     result = run_gate(gate, run_bench(root, BenchShell(root), baseline=None))
     assert result.outcome == "skipped"
     assert "--baseline REV" in result.summary
 
 
-def test_the_last_green_commit_is_the_default_baseline(
+def test_the_newest_green_ancestor_is_the_default_baseline_never_head_itself(
     make_project: Callable[..., Path],
 ) -> None:
-    root = make_project(BENCH_PROJECT)
-    head = git(root, "rev-parse", "HEAD").strip()
-    History(root / ".gates" / "history.jsonl").append(
-        Record("r0", "t", head, False, "", "unit", "ok", "passed", 0.1)
-    )
+    root = two_commits(make_project(BENCH_PROJECT))
+    history = History(root / ".gates" / "history.jsonl")
+    head, parent = (git(root, "rev-parse", rev).strip() for rev in ("HEAD", "HEAD~1"))
     gate = Pipeline.load(root).phase("bench").gates[0]
+    # HEAD went green in this very run (as deps/static/unit make it before bench): no baseline.
+    history.append(Record("r0", "t", head, False, "", "unit", "ok", "passed", 0.1))
+    result = run_gate(gate, run_bench(root, BenchShell(root), baseline=None))
+    assert result.outcome == "skipped", result.summary
+    assert "no green commit before" in result.summary
+    # Once its parent is green too, the parent is the baseline.
+    history.append(Record("r0", "t", parent, False, "", "unit", "ok", "passed", 0.1))
     result = run_gate(gate, run_bench(root, BenchShell(root), baseline=None))
     assert result.outcome == "passed", result.summary
-    assert result.metrics["baseline"] == head
+    assert result.metrics["baseline"] == parent
+    assert "(newest green ancestor)" in result.summary
 
 
 def test_an_unknown_baseline_fails_with_its_name(make_project: Callable[..., Path]) -> None:
-    root = make_project(BENCH_PROJECT)
+    root = two_commits(make_project(BENCH_PROJECT))
     gate = Pipeline.load(root).phase("bench").gates[0]
     result = run_gate(gate, run_bench(root, BenchShell(root), baseline="no-such-rev"))
     assert result.outcome == "failed"
@@ -515,7 +531,7 @@ def test_an_unknown_baseline_fails_with_its_name(make_project: Callable[..., Pat
 
 
 def test_the_cli_hands_baseline_to_the_gate(make_project: Callable[..., Path]) -> None:
-    root = make_project(BENCH_PROJECT)
+    root = two_commits(make_project(BENCH_PROJECT))
     quiet = Console(file=StringIO())
     run = cli.execute(root, only="bench", baseline="no-such-rev", console=quiet)
     [(gate, result)] = run.results
@@ -531,7 +547,7 @@ SWITCHED_PROJECT = (
 def test_the_slowdown_switch_reaches_only_the_candidate_and_the_gate_names_the_benchmark(
     make_project: Callable[..., Path],
 ) -> None:
-    root = make_project(SWITCHED_PROJECT)
+    root = two_commits(make_project(SWITCHED_PROJECT))
     gate = Pipeline.load(root).phase("bench").gates[0]
     ctx = run_bench(root, BenchShell(root))
     ctx.environ = {**ctx.environ, SWITCH: "test_slow=1.25"}
@@ -548,7 +564,7 @@ def test_the_slowdown_switch_reaches_only_the_candidate_and_the_gate_names_the_b
 def test_the_configured_caches_are_copied_into_the_baseline_before_it_syncs(
     make_project: Callable[..., Path],
 ) -> None:
-    root = make_project(SWITCHED_PROJECT)
+    root = two_commits(make_project(SWITCHED_PROJECT))
     cache = root / ".cache" / "images"
     cache.mkdir(parents=True)
     (cache / "tiny.img").write_bytes(b"\x00image")

@@ -138,6 +138,19 @@ def test_categorization_fails_on_none_or_two_tiers(tmp_path: Path) -> None:
     assert broken.summary == "collection failed (pytest exit status 2)"
 
 
+def test_collect_and_categorization_share_one_collection_run(tmp_path: Path) -> None:
+    shell = FakeShell({"tests/test_a.py::t": ["unit"]})
+    ctx = context(tmp_path, shell)
+    assert run_gate(check("collect"), ctx).summary == "1 tests collect"
+    assert run_gate(check("categorization"), ctx).summary == "unit 1, e2e 0, integration 0, bench 0"
+    assert len(shell.calls) == 1
+    # Other directories are another collection.
+    run_gate(check("categorization", dirs=["tests", "more"]), ctx)
+    (tmp_path / "more").mkdir()
+    run_gate(check("categorization", dirs=["tests", "more"]), ctx)
+    assert len(shell.calls) == 2
+
+
 def test_collection_plugin_writes_markers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def item(nodeid: str, *names: str) -> SimpleNamespace:
         marks = [SimpleNamespace(name=n) for n in names]

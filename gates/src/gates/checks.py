@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from gates import bench as benchmarks
+from gates.baseline import BaselineError
+from gates.baseline import choose as choose_baseline
 from gates.collection import REPORT_VARIABLE
-from gates.execution import GateContext, GateResult, tail
+from gates.execution import Collection, GateContext, GateResult, tail
 from gates.history import History, Outcome
 from gates.pipeline import Gate, Pipeline
 from gates.provision import ProvisionSpec, ensure, is_ci
@@ -74,17 +75,16 @@ def provision(gate: Gate, ctx: GateContext) -> GateResult:
     return GateResult("passed", summary=summary, metrics=metrics, key_output=lines)
 
 
-def _collect(gate: Gate, ctx: GateContext) -> tuple[int, dict[str, list[str]], Path]:
+def _collect(gate: Gate, ctx: GateContext) -> Collection:
+    """Collect the gate's directories once per run: `collect` and `categorization` share it."""
+    dirs = _dirs(gate, ctx)
+    key = (tuple(dict.fromkeys(["test", *gate.options.get("groups", [])])), tuple(dirs))
+    if key in ctx.collections:
+        return ctx.collections[key]
     report = ctx.run_dir / (gate.key.replace("/", "-") + ".collection.json")
     log = ctx.log_for(gate.key)
     argv = pytest_command(
-        gate,
-        "--collect-only",
-        "-q",
-        "--strict-markers",
-        "-p",
-        "gates.collection",
-        *_dirs(gate, ctx),
+        gate, "--collect-only", "-q", "--strict-markers", "-p", "gates.collection", *dirs
     )
     env = {**ctx.environ, REPORT_VARIABLE: str(report)}
     status = ctx.shell(argv, cwd=ctx.root, log=log, env=env, timeout=gate.timeout or 600)
@@ -92,37 +92,40 @@ def _collect(gate: Gate, ctx: GateContext) -> tuple[int, dict[str, list[str]], P
         items: dict[str, list[str]] = json.loads(report.read_text())
     except (OSError, ValueError):
         items = {}
-    return status, items, log
+    ctx.collections[key] = Collection(status, items, log)
+    return ctx.collections[key]
 
 
 def collect(gate: Gate, ctx: GateContext) -> GateResult:
     """Every test collects under --strict-markers."""
-    status, items, log = _collect(gate, ctx)
-    if status != 0:
+    found = _collect(gate, ctx)
+    if found.status != 0:
         return GateResult(
             "failed",
-            summary=f"collection failed (pytest exit status {status})",
-            key_output=tail(log),
-            metrics={"collected": len(items)},
+            summary=f"collection failed (pytest exit status {found.status})",
+            key_output=tail(found.log),
+            metrics={"collected": len(found.items)},
         )
     return GateResult(
-        "passed", summary=f"{len(items)} tests collect", metrics={"collected": len(items)}
+        "passed",
+        summary=f"{len(found.items)} tests collect",
+        metrics={"collected": len(found.items)},
     )
 
 
 def categorization(gate: Gate, ctx: GateContext) -> GateResult:
     """Every collected test carries exactly one tier marker; reports the count per tier."""
     tiers = tuple(gate.options.get("tiers") or TIERS)
-    status, items, log = _collect(gate, ctx)
-    if status != 0:
+    found = _collect(gate, ctx)
+    if found.status != 0:
         return GateResult(
             "failed",
-            summary=f"collection failed (pytest exit status {status})",
-            key_output=tail(log),
+            summary=f"collection failed (pytest exit status {found.status})",
+            key_output=tail(found.log),
         )
     counts: Counter[str] = Counter()
     wrong: list[str] = []
-    for test, markers in items.items():
+    for test, markers in found.items.items():
         mine = [m for m in markers if m in tiers]
         if len(mine) == 1:
             counts[mine[0]] += 1
@@ -140,7 +143,7 @@ def categorization(gate: Gate, ctx: GateContext) -> GateResult:
             key_output=wrong[:30],
         )
     return GateResult(
-        "passed", summary=summary, metrics={"per_tier": per_tier, "tests": len(items)}
+        "passed", summary=summary, metrics={"per_tier": per_tier, "tests": len(found.items)}
     )
 
 
@@ -200,21 +203,24 @@ def speedup(gate: Gate, ctx: GateContext) -> GateResult:
 def bench(gate: Gate, ctx: GateContext) -> GateResult:
     """No benchmark is surely slower than on the baseline by more than its threshold.
 
-    The baseline is `--baseline REV`, else the last green commit of the history; the results
-    are stored under `.gates/bench/<run>/`."""
+    The baseline is never the candidate (gates.baseline says how it is chosen); without one the
+    gate is skipped with the reason. The results are stored under `.gates/bench/<run>/`."""
     pipeline = Pipeline.load(ctx.root)
     repository = Repository(ctx.root)
-    wanted = ctx.baseline or History(ctx.root / pipeline.history).last_green_commit(
-        pipeline.green_gates()
-    )
-    if wanted is None:
-        return GateResult(
-            "skipped",
-            summary="no green commit in the history to compare with; pass --baseline REV",
+    try:
+        chosen = choose_baseline(
+            repository,
+            history=History(ctx.root / pipeline.history),
+            required=pipeline.green_gates(),
+            environ=ctx.environ,
+            explicit=ctx.baseline,
         )
-    baseline = repository.resolve(wanted)
+    except BaselineError as error:
+        return GateResult("failed", summary=str(error))
+    sides = chosen.describe(repository)
+    baseline = chosen.commit
     if baseline is None:
-        return GateResult("failed", summary=f"--baseline {wanted!r} names no commit here")
+        return GateResult("skipped", summary=sides, metrics={"candidate": chosen.candidate})
     settings = benchmarks.BenchSettings.load(ctx.root)
     log = ctx.log_for(gate.key)
     try:
@@ -243,17 +249,15 @@ def bench(gate: Gate, ctx: GateContext) -> GateResult:
             f"removed leftovers of killed comparisons: {', '.join(map(str, outcome.swept))}"
         )
     slower = [c.name.rsplit("::", 1)[-1] for c in outcome.regressions]
-    summary = (
-        f"{len(outcome.comparisons)} benchmarks against {repository.short(baseline)}, "
-        f"{settings.rounds} rounds: "
-        + (f"{len(slower)} slower ({', '.join(slower)})" if slower else "no regression")
+    summary = f"{sides}: {len(outcome.comparisons)} benchmarks, {settings.rounds} rounds: " + (
+        f"{len(slower)} slower ({', '.join(slower)})" if slower else "no regression"
     )
     if not outcome.comparisons:
         return GateResult("failed", summary="no benchmark ran on both sides", key_output=lines)
     return GateResult(
         "failed" if slower else "passed",
         summary=summary,
-        metrics=outcome.metrics(),
+        metrics={**outcome.metrics(), "candidate": chosen.candidate, "source": chosen.source},
         key_output=lines,
     )
 

@@ -100,6 +100,11 @@ class GateContext:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     cpu_count: int = field(default_factory=lambda: os.cpu_count() or 1)
     reports: dict[str, TestReport] = field(default_factory=dict)
+    results: dict[str, GateResult] = field(default_factory=dict)  # by gate key, as they finish
+    # One collection serves every check that asks for the same groups and directories.
+    collections: dict[tuple[tuple[str, ...], tuple[str, ...]], Collection] = field(
+        default_factory=dict
+    )
     provisioner: Provisioner | None = None
     clock: Callable[[], float] = time.perf_counter
     baseline: str | None = None  # the bench gate's `--baseline REV`; None: the last green commit
@@ -109,6 +114,18 @@ class GateContext:
 
     def junit_for(self, gate_key: str) -> Path:
         return self.run_dir / (gate_key.replace("/", "-") + ".xml")
+
+    def timing_for(self, gate_key: str) -> Path:
+        return self.run_dir / (gate_key.replace("/", "-") + ".timing.json")
+
+
+@dataclass(frozen=True)
+class Collection:
+    """One `pytest --collect-only`: its exit status, each test's markers, and its log."""
+
+    status: int
+    items: Mapping[str, list[str]]
+    log: Path
 
 
 @dataclass
