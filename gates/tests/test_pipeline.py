@@ -65,6 +65,15 @@ def phases(*gates: dict[str, Any], name: str = "p") -> dict[str, Any]:
         (phases({"name": "g", "run": ["x"]}, {"name": "g", "run": ["y"]}), "gate 'g' twice"),
         ({**phases({"name": "g", "run": ["x"]}), "green_phases": ["z"]}, "green_phases"),
         ({**phases({"name": "g", "run": ["x"]}), "history": 3}, "history must be a path"),
+        (phases({"name": "g", "check": "speedup"}), "serial='serial' must name an earlier gate"),
+        (
+            phases(
+                {"name": "a", "run": ["x"], "junit": True},
+                {"name": "b", "run": ["x"]},
+                {"name": "g", "check": "speedup", "serial": "a", "parallel": "b"},
+            ),
+            "parallel='b' must name an earlier gate of the same phase with junit = true",
+        ),
     ],
 )
 def test_malformed_pipelines_are_rejected_with_the_reason(
@@ -79,12 +88,12 @@ def test_gate_descriptions_and_commands_for_a_person() -> None:
         phases(
             {"name": "s", "session": "unit-{python}", "args": ["a", "b"], "junit": True},
             {"name": "r", "run": ["uv", "lock"], "timeout": 5, "ok_exit_codes": [0, 5]},
-            {"name": "c", "check": "speedup"},
             {"name": "t", "session": "parallel", "same_outcomes_as": "s"},
+            {"name": "c", "check": "speedup", "serial": "s", "parallel": "t"},
         ),
         pythons=["3.12"],
     )
-    s, r, c, t = pipeline.phase("p").gates
+    s, r, t, c = pipeline.phase("p").gates
     assert s.target == "unit-3.12"
     assert s.describe() == "nox -s unit-3.12"
     assert s.command_for_a_person() == "uv run nox -s unit-3.12 -- a b"

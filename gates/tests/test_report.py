@@ -26,8 +26,8 @@ PIPELINE = pipeline_toml(
     {
         "deps": [ok_gate("lock")],
         "unit": [
-            ok_gate("serial"),
-            "name = 'speedup', check = 'speedup', dirs = ['tests']",
+            ok_gate("serial") + ", junit = true",
+            "name = 'speedup', check = 'speedup', serial = 'serial', parallel = 'serial'",
         ],
         "e2e": [ok_gate("e2e")],
         "bench": ["name = 'compare', check = 'bench'"],

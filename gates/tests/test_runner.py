@@ -208,22 +208,29 @@ def test_session_gates_call_nox_with_posargs(tmp_path: Path) -> None:
         timeout: float | None,
     ) -> int:
         seen.append(list(argv))
+        environs.append(env)
         return 0
 
+    environs: list[Mapping[str, str]] = []
     ctx = GateContext(root=tmp_path, run_dir=tmp_path / "run", shell=shell)
     plain = Gate("s", "lint", "session", "lint")
     tested = Gate("u", "serial", "session", "unit-3.11", args=("a", "b"), junit=True)
     assert run_gate(plain, ctx).outcome == "passed"
     run_gate(tested, ctx)
     assert seen[0][-2:] == ["-s", "lint"]
-    assert seen[1][-6:] == [
+    assert seen[1][-8:] == [
         "-s",
         "unit-3.11",
         "--",
         f"--junitxml={tmp_path / 'run' / 'u-serial.xml'}",
+        "-p",
+        "gates.timing",
         "a",
         "b",
     ]
+    # The timing plugin writes where the speedup check will look; a plain gate gets neither.
+    assert environs[1]["GATES_TIMING_REPORT"] == str(tmp_path / "run" / "u-serial.timing.json")
+    assert "GATES_TIMING_REPORT" not in environs[0]
 
 
 def test_a_crashing_gate_fails_instead_of_crashing_the_run(tmp_path: Path) -> None:

@@ -5,30 +5,21 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 
 from gates import bench as benchmarks
 from gates.baseline import BaselineError
 from gates.baseline import choose as choose_baseline
 from gates.collection import REPORT_VARIABLE
 from gates.execution import Collection, GateContext, GateResult, tail
-from gates.history import History, Outcome
-from gates.pipeline import Gate, Pipeline
+from gates.history import History
+from gates.pipeline import SPEEDUP_RUNS, Gate, Pipeline
 from gates.provision import ProvisionSpec, ensure, is_ci
 from gates.repository import Repository
+from gates.speedup import SuiteTiming, TimingError, advise, read_timing
 
 TIERS = ("unit", "e2e", "integration", "bench")
 Check = Callable[[Gate, GateContext], GateResult]
-
-
-def min_speedup_for(cores: int) -> float:
-    """The speedup that `cores` cores must reach: 1 + 0.2 per extra core, at most 4."""
-    return round(min(1.0 + 0.2 * (cores - 1), 4.0), 2)
-
-
-def worker_counts(cores: int) -> list[int]:
-    """Worker counts to measure: all cores, and half of them when that is at least 2."""
-    return sorted({n for n in (cores // 2, cores) if n >= 2})
 
 
 def pytest_command(gate: Gate, *args: str) -> list[str]:
@@ -148,56 +139,59 @@ def categorization(gate: Gate, ctx: GateContext) -> GateResult:
 
 
 def speedup(gate: Gate, ctx: GateContext) -> GateResult:
-    """The tests under xdist are at least `min_speedup` times faster than serially."""
+    """How much xdist gains, judged against what the suite's own durations allow, with advice.
+
+    Reads the per-test timings of two earlier gates of the phase (`serial`, default "serial",
+    and `parallel`, default "isolation"; both junit = true, so the runner gave them the timing
+    plugin): the tests never run a third time to be timed. gates.speedup has the analysis."""
     cores = ctx.cpu_count
-    raw = gate.options.get("min_speedup", "auto")
-    threshold = min_speedup_for(cores) if raw == "auto" else float(raw)
-    workers: Sequence[int] = gate.options.get("workers") or worker_counts(cores)
-    if cores < 2 or not workers:
+    if cores < 2:
         return GateResult("skipped", summary=f"{cores} core: nothing to run in parallel")
-    dirs = _dirs(gate, ctx)
-    log = ctx.log_for(gate.key)
-
-    def timed(*args: str) -> tuple[int, float]:
-        started = ctx.clock()
-        status = ctx.shell(
-            pytest_command(gate, "-q", "-p", "no:randomly", *args, *dirs),
-            cwd=ctx.root,
-            log=log,
-            env=dict(ctx.environ),
-            timeout=gate.timeout or 1800,
-        )
-        return status, ctx.clock() - started
-
-    status, serial = timed()
-    if status != 0:
-        return GateResult(
-            "failed", summary=f"the serial run failed (exit status {status})", key_output=tail(log)
-        )
-    parallel: dict[str, float] = {}
-    for count in workers:
-        status, seconds = timed("-n", str(count))
-        if status != 0:
+    runs: dict[str, SuiteTiming] = {}
+    for role, default in SPEEDUP_RUNS.items():
+        key = f"{gate.phase}/{gate.options.get(role, default)}"
+        path = ctx.timing_for(key)
+        if not path.exists():
             return GateResult(
                 "failed",
-                summary=f"the run with {count} workers failed (exit status {status})",
-                key_output=tail(log),
+                summary=f"no timings of gate {key} in this run: the speedup check reads them "
+                f"from the {role} run, which must run first in the same phase with junit = true",
             )
-        parallel[str(count)] = round(seconds, 3)
-    best = min(parallel, key=lambda k: parallel[k])
-    measured = round(serial / parallel[best], 2) if parallel[best] > 0 else 0.0
-    metrics = {
-        "cores": cores,
-        "serial_s": round(serial, 3),
-        "parallel_s": parallel,
-        "speedup": measured,
-        "best_workers": int(best),
-        "min_speedup": threshold,
-    }
-    summary = f"speedup {measured}x with {best} workers (need {threshold}x on {cores} cores)"
-    outcome: Outcome = "passed" if measured >= threshold else "failed"
-    key = [] if outcome == "passed" else [summary, f"serial {serial:.1f} s, parallel {parallel} s"]
-    return GateResult(outcome, summary=summary, metrics=metrics, key_output=key)
+        try:
+            runs[role] = read_timing(path)
+        except TimingError as error:
+            return GateResult("failed", summary=str(error))
+    raw = gate.options.get("min_speedup", "auto")
+    advice = advise(
+        runs["serial"],
+        runs["parallel"],
+        cores=cores,
+        min_speedup="auto" if raw == "auto" else float(raw),
+    )
+    metrics = dict(advice.metrics)
+    workers = runs["parallel"].workers
+    # The history keeps `parallel_s` per worker count, as it always has.
+    metrics["parallel_s"] = {str(workers): metrics.get("parallel_s")}
+    metrics["best_workers"] = workers
+    metrics["min_speedup"] = metrics.get("required")
+    lines = list(advice.lines)
+    cost = _phase_cost(gate, ctx, runs.values())
+    if cost is not None:
+        metrics["phase_cost"] = cost
+        lines.append(
+            f"the {gate.phase} phase so far took {cost:.2f}x the wall time of the two pytest "
+            "runs it needs (the rest: nox, environment sync, coverage reports)"
+        )
+    return GateResult(advice.outcome, summary=advice.summary, metrics=metrics, key_output=lines)
+
+
+def _phase_cost(gate: Gate, ctx: GateContext, runs: Iterable[SuiteTiming]) -> float | None:
+    """The phase's gates so far, in seconds, over the pytest sessions' own wall time."""
+    spent = sum(
+        result.duration_s for key, result in ctx.results.items() if key.startswith(f"{gate.phase}/")
+    )
+    needed = sum(run.wall for run in runs)
+    return round(spent / needed, 2) if spent and needed > 0 else None
 
 
 def bench(gate: Gate, ctx: GateContext) -> GateResult:

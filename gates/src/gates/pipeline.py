@@ -13,9 +13,13 @@ from gates.project import gates_table, supported_pythons
 GateKind = Literal["session", "run", "check"]
 CHECKS = ("provision", "collect", "categorization", "speedup", "bench")
 DEFAULT_HISTORY = ".gates/history.jsonl"
+# The checks' own options, kept in Gate.options.
+OPTION_KEYS = ("tiers", "dirs", "groups", "min_speedup", "serial", "parallel")
+# The speedup check reads the timings of these earlier gates of its phase (option: default).
+SPEEDUP_RUNS = {"serial": "serial", "parallel": "isolation"}
 # Keys a gate may carry beyond its kind; anything else is a typo worth an error.
 GATE_KEYS = frozenset(
-    {
+    (
         "name",
         "session",
         "run",
@@ -25,12 +29,8 @@ GATE_KEYS = frozenset(
         "same_outcomes_as",
         "ok_exit_codes",
         "timeout",
-        "tiers",
-        "dirs",
-        "groups",
-        "min_speedup",
-        "workers",
-    }
+        *OPTION_KEYS,
+    )
 )
 
 
@@ -186,7 +186,7 @@ def _gate(phase: str, raw: object, python: str) -> Gate:
     same = raw.get("same_outcomes_as")
     if same is not None and not isinstance(same, str):
         raise ConfigError(f"{where}: `same_outcomes_as` must name an earlier gate of {phase!r}")
-    options = {k: raw[k] for k in ("tiers", "dirs", "groups", "min_speedup", "workers") if k in raw}
+    options = {k: raw[k] for k in OPTION_KEYS if k in raw}
     return Gate(
         phase=phase,
         name=name,
@@ -219,4 +219,13 @@ def _check_names(phase: str, gates: Sequence[Gate]) -> None:
                     f"gate {phase}/{gate.name}: same_outcomes_as={gate.same_outcomes_as!r} "
                     "must name an earlier gate of the same phase with junit = true"
                 )
+        if gate.kind == "check" and gate.target == "speedup":
+            for option, default in SPEEDUP_RUNS.items():
+                name = gate.options.get(option, default)
+                timed = next((g for g in gates if g.name == name), None)
+                if name not in seen or timed is None or not timed.junit:
+                    raise ConfigError(
+                        f"gate {phase}/{gate.name}: {option}={name!r} must name an earlier gate "
+                        "of the same phase with junit = true (the speedup check reads its timings)"
+                    )
         seen.append(gate.name)

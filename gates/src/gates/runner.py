@@ -15,6 +15,7 @@ from gates.history import History, Record
 from gates.junit import TestReport
 from gates.pipeline import Gate, Phase
 from gates.repository import Repository, TreeState
+from gates.timing import REPORT_VARIABLE as TIMING_VARIABLE
 
 
 class Reporter(Protocol):
@@ -86,6 +87,7 @@ def run_gates(
             for reporter in reporters:
                 reporter.gate_started(gate)
             result = run_gate(gate, ctx)
+            ctx.results[gate.key] = result
             history.append(_record(run, gate, result))
             phase_results.append((gate, result))
             run.results.append((gate, result))
@@ -141,7 +143,15 @@ def _check(gate: Gate, ctx: GateContext) -> GateResult:
 def _command(gate: Gate, ctx: GateContext) -> GateResult:
     junit = ctx.junit_for(gate.key)
     junit.unlink(missing_ok=True)
-    extra = [f"--junitxml={junit}"] if gate.junit else []
+    timing = ctx.timing_for(gate.key)
+    timing.unlink(missing_ok=True)
+    environ = dict(ctx.environ)
+    extra: list[str] = []
+    if gate.junit:
+        # Per-test outcomes from JUnit; per-test times and workers from gates.timing, which the
+        # speedup check reads (so the tests never run a third time to be timed).
+        extra = [f"--junitxml={junit}", "-p", "gates.timing"]
+        environ[TIMING_VARIABLE] = str(timing)
     if gate.kind == "session":
         assert isinstance(gate.target, str)
         posargs = [*extra, *gate.args]
@@ -150,7 +160,7 @@ def _command(gate: Gate, ctx: GateContext) -> GateResult:
         argv = [*gate.target, *extra, *gate.args]
     log = ctx.log_for(gate.key)
     log.unlink(missing_ok=True)
-    status = ctx.shell(argv, cwd=ctx.root, log=log, env=dict(ctx.environ), timeout=gate.timeout)
+    status = ctx.shell(argv, cwd=ctx.root, log=log, env=environ, timeout=gate.timeout)
     result = GateResult("passed", summary=f"exit status {status}", log=log)
     report = TestReport.read(junit) if gate.junit else None
     if report is not None:

@@ -1,0 +1,151 @@
+"""A pytest plugin that records when each test ran, serially or under pytest-xdist.
+
+Loaded with `-p gates.timing` and `GATES_TIMING_REPORT=PATH`; without the variable it does
+nothing. It records in the process that owns the session (the xdist controller, or the only
+process of a serial run) from the test reports: under xdist the workers send theirs to the
+controller, each naming its worker (`report.worker_id`, e.g. "gw0"). At session finish it
+writes PATH atomically:
+
+    {
+      "format": 1,
+      "session_start": 1700000000.0,   # epoch s, controller's pytest_sessionstart (before
+                                       # collection and before xdist starts its workers)
+      "session_finish": 1700000012.5,  # epoch s, controller's pytest_sessionfinish
+      "workers": 2,                    # xdist workers started; 0 = serial
+      "tests": [
+        {"nodeid": "t.py::test_a", "worker": "gw0",   # "main" when serial
+         "start": 1700000001.2,        # setup start (epoch s)
+         "stop": 1700000001.3,         # teardown stop (epoch s)
+         "duration": 0.1,              # setup + call + teardown, s
+         "outcome": "passed"}          # passed | failed | error | skipped
+      ]
+    }
+
+Tests are listed in the order their last report arrived. Times come from pytest's own reports
+(`start`, `stop`, `duration`), so the serial and the xdist run are measured the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from gates.files import write_atomic
+
+if TYPE_CHECKING:  # the gate engine imports this module in environments without pytest
+    import pytest
+
+REPORT_VARIABLE = "GATES_TIMING_REPORT"
+FORMAT = 1
+SERIAL_WORKER = "main"
+
+
+@dataclass
+class _Test:
+    """What the reports of one test's phases add up to so far."""
+
+    worker: str
+    start: float
+    stop: float
+    duration: float
+    outcome: str
+
+    def as_json(self, nodeid: str) -> dict[str, object]:
+        return {
+            "nodeid": nodeid,
+            "worker": self.worker,
+            "start": self.start,
+            "stop": self.stop,
+            "duration": round(self.duration, 6),
+            "outcome": self.outcome,
+        }
+
+
+def _outcome(when: str, outcome: str, before: str | None) -> str:
+    """The test's outcome after a phase's report: a failing setup or teardown is an error, a
+    failing call a failure, a skip in setup or call a skip; the worst phase wins."""
+    if outcome == "failed":
+        return "failed" if when == "call" else "error"
+    if before in {"failed", "error", "skipped"}:
+        return before
+    return "skipped" if outcome == "skipped" else "passed"
+
+
+class Recorder:
+    """Collects the per-test times in the controller and writes them at session finish."""
+
+    def __init__(self, target: Path, workers: int) -> None:
+        self.target = target
+        self.workers = workers
+        self.session_start = 0.0
+        self.tests: dict[str, _Test] = {}
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # xdist starts its workers in its own pytest_sessionstart, marked trylast, so this
+        # one runs first: the start-up the workers cost lies after this instant.
+        self.session_start = time.time()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        worker = _worker_of(report)
+        # A report xdist makes up for a crashed worker has no times: it happened now.
+        now = time.time()
+        start = float(getattr(report, "start", 0.0) or now)
+        stop = float(getattr(report, "stop", 0.0) or now)
+        seen = self.tests.get(report.nodeid)
+        if seen is None or report.when == "setup":
+            # A setup report opens the test (again, if a plugin reruns it).
+            self.tests[report.nodeid] = _Test(
+                worker, start, stop, report.duration, _outcome(report.when, report.outcome, None)
+            )
+            return
+        seen.stop = max(seen.stop, stop)
+        seen.duration += report.duration
+        seen.outcome = _outcome(report.when, report.outcome, seen.outcome)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        document = {
+            "format": FORMAT,
+            "session_start": self.session_start,
+            "session_finish": time.time(),
+            "workers": self.workers,
+            "tests": [test.as_json(nodeid) for nodeid, test in self.tests.items()],
+        }
+
+        def write(handle: IO[bytes]) -> None:
+            handle.write(json.dumps(document, indent=1).encode())
+
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.target, write)
+
+
+def _worker_of(report: Any) -> str:
+    """The xdist worker that ran the test ("gw0"…), or "main" in a serial run."""
+    worker = getattr(report, "worker_id", None)  # set by the worker in each report it sends
+    if worker is None:
+        # Reports xdist makes up in the controller (a crashed worker) carry only the node.
+        gateway = getattr(getattr(report, "node", None), "gateway", None)
+        worker = getattr(gateway, "id", None)
+    return str(worker) if worker else SERIAL_WORKER
+
+
+def _worker_count(config: pytest.Config) -> int:
+    """How many xdist workers this session starts: one per `--tx` (which `-n N` and `-n auto`
+    become in xdist's pytest_cmdline_main, before pytest_configure); 0 when not distributed."""
+    option = config.option
+    if getattr(option, "dist", "no") == "no":
+        return 0
+    return len(getattr(option, "tx", None) or [])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    target = os.environ.get(REPORT_VARIABLE)
+    # Workers inherit the variable and load the plugin too; only the controller records.
+    if not target or hasattr(config, "workerinput"):
+        return
+    config.pluginmanager.register(
+        Recorder(Path(target), _worker_count(config)), "gates-timing-recorder"
+    )
