@@ -212,7 +212,7 @@ def test_session_gates_call_nox_with_posargs(tmp_path: Path) -> None:
         return 0
 
     environs: list[Mapping[str, str]] = []
-    ctx = GateContext(root=tmp_path, run_dir=tmp_path / "run", shell=shell)
+    ctx = GateContext(root=tmp_path, run_dir=tmp_path / "run", shell=shell, environ={})
     plain = Gate("s", "lint", "session", "lint")
     tested = Gate("u", "serial", "session", "unit-3.11", args=("a", "b"), junit=True)
     assert run_gate(plain, ctx).outcome == "passed"
