@@ -589,7 +589,34 @@ def _unplug_pending(error: MonitorError) -> bool:
     return "in the process of unplug" in text or "in progress" in text
 
 
+# Signs that the kernel itself failed, so that booting the fallback kernel could help: QEMU
+# refusing or failing to load it, a panic, an oops, no root file system, a kernel built for
+# another CPU, a failed self-decompression. Case-sensitive and specific on purpose: every Linux
+# console log says "kernel" ("Kernel command line: ..."), and the command line itself carries
+# `panic=-1` and the machine's name, so words alone would blame the kernel for every failure.
+KERNEL_FAULT = re.compile(
+    r"PVH ELF Note"  # QEMU: "Error loading uncompressed kernel without PVH ELF Note"
+    r"|invalid kernel header|could not load kernel|kernel too old"  # QEMU refuses the file
+    r"|Kernel panic"  # "Kernel panic - not syncing: ..."
+    r"|VFS: Unable to mount root"
+    r"|\bOops: |\bBUG: |kernel BUG at |general protection fault|invalid opcode: "
+    r"|please use a kernel appropriate for your CPU|requires the following features"
+    r"|-- System halted"  # the bzImage's decompressor gave up
+)
+# Lines that echo the command line: its words (a machine named `kernel-panic`) prove nothing.
+COMMAND_LINE = re.compile(r"^\s*(Kernel command line|Command line):")
+
+
 def _kernel_may_be_at_fault(error: LaunchError) -> bool:
-    """True when booting the bzImage instead of the vmlinux could help."""
-    text = error.log.lower()
-    return "pvh" in text or "kernel" in text or error.reason.startswith("QEMU exited before")
+    """True when booting the fallback kernel (the bzImage) instead of the vmlinux could help.
+
+    That is when QEMU or the guest's console shows a kernel fault, or QEMU exited before the
+    guest was ready: with `-no-reboot` a kernel that cannot run on this QEMU triple-faults and
+    QEMU exits, often before it printed a line. A boot that merely timed out, or a guest whose
+    userspace reported a failure, is not retried: the fallback would only fail the same way,
+    after a second boot timeout.
+    """
+    if error.reason.startswith("QEMU exited before"):
+        return True
+    lines = [error.reason, *error.log.splitlines()]
+    return any(KERNEL_FAULT.search(line) and not COMMAND_LINE.match(line) for line in lines)
