@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -53,7 +54,13 @@ T = TypeVar("T")
 TEST_PREFIX = "hangar-test-"
 RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
 RUN_TAG = f"{TEST_PREFIX}{RUN_ID}"
+# What a run id looks like (`<pid>-<6 hex>`, maybe followed by `-…` in a dir's name): a name
+# that only starts with the prefix is not a run's and is never swept.
+OWNER = re.compile(r"\d+-[0-9a-f]{6}(-|$)")
 RUN_DIR = Path(tempfile.gettempdir()) / RUN_TAG
+# Where runs put tagged dirs: the temp dir, and /tmp, where the e2e tier's QEMU flow puts its
+# data dirs (`hangar-test-<run id>-q…`: QEMU's socket paths must stay short).
+TEMP_ROOTS = tuple(dict.fromkeys((Path(tempfile.gettempdir()), Path("/tmp"))))
 QEMU_TOOLS = ("qemu-system-x86_64", "qemu-img")
 WATCHDOG_S = float(os.environ.get("HANGAR_IT_WATCHDOG_S", "540"))
 BOOT_TIMEOUT_S = float(os.environ.get("HANGAR_IT_BOOT_TIMEOUT_S", "120"))
@@ -77,13 +84,15 @@ def _run_id_of(key: str) -> str | None:
     return "-".join(parts[:2]) if len(parts) >= 2 else None
 
 
-def _owner_of(qemu: process.QemuProcess) -> str | None:
-    """The run id of a QEMU: from its key, else from its pidfile under a run's temp dir (machines
-    created through the API are keyed by the service's ids)."""
+def _owner_of(qemu: process.QemuProcess, roots: tuple[Path, ...] = TEMP_ROOTS) -> str | None:
+    """The run id of a QEMU: from its key, else from its pidfile under a run's tagged dir
+    (machines created through the API, here or in the e2e tier, are keyed by the service's ids).
+    For a dir named beyond the run id (`<run id>-q…`) it is the whole rest of the name,
+    whose leading pid is what `_owner_alive` checks."""
     owner = _run_id_of(qemu.key)
     if owner is None and qemu.pidfile is not None:
         for parent in qemu.pidfile.parents:
-            if parent.parent == Path(tempfile.gettempdir()) and parent.name.startswith(TEST_PREFIX):
+            if parent.parent in roots and parent.name.startswith(TEST_PREFIX):
                 return parent.name[len(TEST_PREFIX) :]
     return owner
 
@@ -101,19 +110,21 @@ def _kill_run(run_id: str) -> list[int]:
     return killed
 
 
-def sweep() -> list[str]:
-    """Remove what earlier, killed runs left behind; returns a description of what went."""
+def sweep(roots: tuple[Path, ...] = TEMP_ROOTS) -> list[str]:
+    """Remove what earlier, killed runs left behind in `roots` (QEMU processes and tagged dirs,
+    of this tier, the QEMU benchmarks or the e2e tier's QEMU flow); returns what went."""
     removed: list[str] = []
     for qemu in process.scan():
-        owner = _owner_of(qemu)
+        owner = _owner_of(qemu, roots)
         if owner is not None and owner != RUN_ID and not _owner_alive(owner):
             _kill_now(qemu.pid)
             removed.append(f"QEMU pid {qemu.pid} ({qemu.key})")
-    for stale in Path(tempfile.gettempdir()).glob(f"{TEST_PREFIX}*"):
-        owner = stale.name[len(TEST_PREFIX) :]
-        if owner != RUN_ID and not _owner_alive(owner):
-            shutil.rmtree(stale, ignore_errors=True)
-            removed.append(str(stale))
+    for root in roots:
+        for stale in root.glob(f"{TEST_PREFIX}*"):
+            owner = stale.name[len(TEST_PREFIX) :]
+            if OWNER.match(owner) and owner != RUN_ID and not _owner_alive(owner):
+                shutil.rmtree(stale, ignore_errors=True)
+                removed.append(str(stale))
     return removed
 
 
