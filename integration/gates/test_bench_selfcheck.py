@@ -1,7 +1,8 @@
-"""Self-checks of the bench gate on this very project (slow; skipped under --benchmark-only, so
-the bench session and the gate's own runs pass over them). Run them by hand:
+"""Self-checks of the bench gate on this very project: slow, so they live in the integration
+tier (which runs them in `uv run nox -s integration` and the integration gate), never in bench/,
+whose session and gate collect only benchmarks (`--benchmark-only` would deselect them). By hand:
 
-    uv run --group bench pytest bench/test_gate_selfcheck.py -p no:randomly
+    CI=true uv run nox -s integration -- integration/gates
 
 A copy of the working tree becomes a one-commit repository in a temp dir; the gate compares that
 commit with itself, once as it is and once with the test-only slowdown switch on the candidate.
@@ -19,7 +20,7 @@ import pytest
 from gates.bench import BenchReport, BenchSettings, run_comparison
 from gates.execution import real_shell
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 SELECTION = ["bench/test_service.py::test_state_machine"]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -52,10 +53,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def compare_with_itself(project: Path, tmp_path: Path, candidate: dict[str, str]) -> BenchReport:
-    # The candidate must run in the copy's own environment, never the one running this test.
-    environ = {
-        k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
-    }
+    # The candidate must run in the copy's own environment, never the one running this test
+    # (nox points UV_PYTHON at its session's env, which another nox run may be re-creating).
+    own = {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON"}
+    environ = {k: v for k, v in os.environ.items() if k not in own}
     environ.pop("HANGAR_BENCH_SLOWDOWN", None)
     outcome = run_comparison(
         project,
