@@ -13,7 +13,7 @@ What this module guarantees, whatever happens to the run:
 - **Sweeper.** At session start, QEMU processes and temp dirs that an earlier run left behind
   (their pytest process is gone) are killed and removed; concurrent runs are left alone.
 - **Watchdog.** A timer thread ends a hung run: it kills this run's VMs, removes its temp dir
-  and exits non-zero (`HANGAR_IT_WATCHDOG_S`, default 540 s). It is armed by the first use of
+  and exits non-zero (`HANGAR_IT_WATCHDOG_S`, default 900 s). It is armed by the first use of
   `run_dir` (so of `qemu`); the integration tier arms it for the whole session.
 - **Teardown.** Finalizers delete every machine; the session ends by checking that no QEMU
   process and no temp dir of this run remains.
@@ -62,7 +62,7 @@ RUN_DIR = Path(tempfile.gettempdir()) / RUN_TAG
 # data dirs (`hangar-test-<run id>-q…`: QEMU's socket paths must stay short).
 TEMP_ROOTS = tuple(dict.fromkeys((Path(tempfile.gettempdir()), Path("/tmp"))))
 QEMU_TOOLS = ("qemu-system-x86_64", "qemu-img")
-WATCHDOG_S = float(os.environ.get("HANGAR_IT_WATCHDOG_S", "540"))
+WATCHDOG_S = float(os.environ.get("HANGAR_IT_WATCHDOG_S", "900"))
 BOOT_TIMEOUT_S = float(os.environ.get("HANGAR_IT_BOOT_TIMEOUT_S", "120"))
 
 
