@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 PREFIX = "hangar-it-pg-"
-RUN_ID = uuid.uuid4().hex[:8]
+# The pid of this pytest process leads, so a sweeper can tell a killed run from a live one.
+RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 START_TIMEOUT_S = 60
 
 
@@ -95,12 +96,27 @@ def _stop_cluster(pg_ctl: str, data_dir: Path) -> None:
     shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
-def _sweep(pg_ctl: str) -> None:
-    """Stop and remove clusters that an earlier, killed run left in the temp dir."""
-    for stale in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
-        if stale.name.endswith(RUN_ID):
-            continue
-        _stop_cluster(pg_ctl, stale / "data")
+def _owner_alive(name: str) -> bool:
+    """Whether the pytest process whose pid leads the run id in `name` still runs. A name
+    without a pid (older runs) counts as dead: no live run makes one."""
+    pid = name.removeprefix(PREFIX).split("-", 1)[0]
+    if not pid.isdigit():
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"python" in cmdline or b"pytest" in cmdline
+
+
+def _sweep(pg_ctl: str, temp_dir: Path | None = None) -> list[Path]:
+    """Stop and remove the clusters of earlier runs that were killed; never a live run's."""
+    swept = []
+    for stale in sorted(Path(temp_dir or tempfile.gettempdir()).glob(f"{PREFIX}*")):
+        if stale.is_dir() and not _owner_alive(stale.name):
+            _stop_cluster(pg_ctl, stale / "data")
+            swept.append(stale)
+    return swept
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +124,7 @@ def postgres() -> Iterator[PostgresServer]:
     """A running PostgreSQL server for this test session."""
     initdb, pg_ctl = _tool("initdb"), _tool("pg_ctl")
     _sweep(pg_ctl)
-    base = Path(tempfile.mkdtemp(prefix=PREFIX, suffix=RUN_ID))
+    base = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{RUN_ID}-"))
     data_dir = base / "data"
     runner = _runner()
     if runner:
