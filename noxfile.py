@@ -24,11 +24,10 @@ CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 # A person without some Python gets that session skipped; CI must never hide one.
 nox.options.error_on_missing_interpreters = CI
 
-TEST_DIRS = {
-    "unit": ["backend/tests", "gates/tests"],
-    "e2e": ["e2e"],
-    "integration": ["integration"],
-    "bench": ["bench"],
+# Each tier's test dirs, from the one tier table ([tool.gates.tiers]); a session's posargs
+# replace them.
+TEST_DIRS: dict[str, list[str]] = {
+    name: tier.get("dirs", []) for name, tier in PYPROJECT["tool"]["gates"]["tiers"].items()
 }
 SOURCES = [
     "noxfile.py",

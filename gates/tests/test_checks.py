@@ -54,8 +54,28 @@ class FakeShell:
         return self.status
 
 
+TIERS_TOML = """
+[tool.gates.tiers.unit]
+dirs = ["tests"]
+groups = ["test"]
+[tool.gates.tiers.e2e]
+dirs = ["e2e"]
+groups = ["e2e"]
+[tool.gates.tiers.integration]
+dirs = ["integration"]
+groups = ["integration"]
+[tool.gates.tiers.bench]
+dirs = ["bench"]
+groups = ["bench"]
+[tool.gates.tiers.lint]
+groups = ["lint"]
+"""
+
+
 def context(tmp_path: Path, shell: FakeShell, cores: int = 2, **kw: Any) -> GateContext:
+    """A project whose tiers are unit (tests/), e2e, integration, bench and tool-only lint."""
     (tmp_path / "tests").mkdir(exist_ok=True)
+    (tmp_path / "pyproject.toml").write_text(TIERS_TOML)
     return GateContext(
         root=tmp_path,
         run_dir=tmp_path / "run",
@@ -70,9 +90,8 @@ def check(name: str, **options: Any) -> Gate:
     return Gate("p", name, "check", name, options={"dirs": ["tests", "absent"], **options})
 
 
-def test_pytest_runs_through_uv_with_the_gates_groups() -> None:
-    gate = check("collect", groups=["e2e", "test"])
-    assert pytest_command(gate, "-q") == [
+def test_pytest_runs_through_uv_with_the_given_groups_once_each() -> None:
+    assert pytest_command(["test", "e2e", "test"], "-q") == [
         "uv",
         "run",
         "--locked",
@@ -98,6 +117,17 @@ def test_collect_counts_and_only_names_existing_dirs(tmp_path: Path) -> None:
         "gates.collection",
         "tests",
     ]
+
+
+def test_collect_defaults_to_every_tiers_dirs_and_groups(tmp_path: Path) -> None:
+    shell = FakeShell({"tests/test_a.py::t": ["unit"]})
+    ctx = context(tmp_path, shell)
+    (tmp_path / "e2e").mkdir()
+    run_gate(Gate("p", "collect", "check", "collect"), ctx)
+    argv = shell.calls[0]
+    groups = [a for a in argv if a.startswith("--group=")]
+    assert groups == ["--group=test", "--group=e2e", "--group=integration", "--group=bench"]
+    assert argv[-2:] == ["tests", "e2e"]  # the tool-only lint tier has no tests to collect
 
 
 def test_collect_failure_shows_pytests_words(tmp_path: Path) -> None:
@@ -241,10 +271,12 @@ def test_speedup_is_skipped_on_one_core(tmp_path: Path) -> None:
 def test_provision_check_records_versions_and_names_short_tiers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "pyproject.toml").write_text(
-        "[tool.gates.provision.tiers.e2e]\nchromium = 'chromium'\n"
-        "[tool.gates.provision.tiers.integration]\nqemu-img = 'qemu-utils'\n"
-    )
+    def project(ctx: GateContext) -> GateContext:
+        (tmp_path / "pyproject.toml").write_text(
+            "[tool.gates.tiers.e2e]\ntools = { chromium = 'chromium' }\n"
+            "[tool.gates.tiers.integration]\ntools = { qemu-img = 'qemu-utils' }\n"
+        )
+        return ctx
 
     def provisioner(tier: str) -> ProvisionReport:
         if tier == "e2e":
@@ -254,7 +286,7 @@ def test_provision_check_records_versions_and_names_short_tiers(
         )
 
     monkeypatch.delenv("CI", raising=False)
-    ctx = context(tmp_path, FakeShell(), provisioner=provisioner, environ={})
+    ctx = project(context(tmp_path, FakeShell(), provisioner=provisioner, environ={}))
     result = run_gate(Gate("deps", "provision", "check", "provision"), ctx)
     assert result.outcome == "passed"  # the tier itself skips or fails, not the deps phase
     assert result.summary == "tiers short of tools: integration"
@@ -264,7 +296,7 @@ def test_provision_check_records_versions_and_names_short_tiers(
         "tier integration will be skipped: missing: qemu-img not found (no apt); "
         "install with: sudo apt-get install -y qemu-utils",
     ]
-    ci = context(tmp_path, FakeShell(), provisioner=provisioner, environ={"CI": "true"})
+    ci = project(context(tmp_path, FakeShell(), provisioner=provisioner, environ={"CI": "true"}))
     gate = Gate("deps", "provision", "check", "provision", options={"tiers": ["integration"]})
     assert "will fail (CI=true)" in run_gate(gate, ci).key_output[0]
     everything = run_gate(

@@ -52,7 +52,7 @@ def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     tool(directory, "apt-get")
     tool(directory, "sudo")
     monkeypatch.setenv("PATH", str(directory))
-    monkeypatch.delenv("HANGAR_PROVISION", raising=False)
+    monkeypatch.delenv("GATES_PROVISION", raising=False)
     monkeypatch.delenv("CI", raising=False)
     return directory
 
@@ -178,7 +178,7 @@ def test_ensure_uses_passwordless_sudo_when_not_root(bin_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("environ", "euid", "provides", "because"),
     [
-        ({"HANGAR_PROVISION": "0"}, 0, {}, "HANGAR_PROVISION=0"),
+        ({"GATES_PROVISION": "0"}, 0, {}, "GATES_PROVISION=0"),
         ({}, 1000, {}, "sudo needs a password"),
         ({"PATH": "/nonexistent"}, 0, {}, "no apt-get"),
     ],
@@ -266,8 +266,8 @@ def test_version_of_a_silent_or_broken_tool_is_empty(tmp_path: Path) -> None:
 
 def write_project(root: Path, bin_dir: Path) -> None:
     (root / "pyproject.toml").write_text(
-        "[tool.gates.provision.tiers.e2e]\nchromium = 'chromium'\n"
-        "[tool.gates.provision.tiers.integration]\nqemu-img = 'qemu-utils'\n"
+        "[tool.gates.tiers.e2e]\ndirs = ['e2e']\ntools = { chromium = 'chromium' }\n"
+        "[tool.gates.tiers.integration]\ntools = { qemu-img = 'qemu-utils' }\n"
     )
     tool(bin_dir, "chromium")
 
@@ -298,10 +298,10 @@ def test_cli_installs_with_the_real_installer_path(
 ) -> None:
     write_project(tmp_path, bin_dir)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HANGAR_PROVISION", "0")
+    monkeypatch.setenv("GATES_PROVISION", "0")
     monkeypatch.setattr(provision, "_default_installer", None)
     assert provision.main(["integration"]) == 0
-    assert "HANGAR_PROVISION=0 turns installing off" in capsys.readouterr().out
+    assert "GATES_PROVISION=0 turns installing off" in capsys.readouterr().out
 
 
 def test_cli_reports_an_unknown_tier(

@@ -87,12 +87,15 @@ def test_bad_input_says_what_is_allowed(tier: str, runs: int, message: str) -> N
         soak.soak(tier, runs, runner=ScriptedRuns([]))
 
 
+E2E_TIER = "[tool.gates.tiers.e2e]\ndirs = ['e2e']\nsession = 'e2e'\n"
+
+
 def test_main_exit_status_and_the_stored_soak(
     make_repo: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    root = make_repo()
+    root = make_repo({"pyproject.toml": E2E_TIER})
     monkeypatch.setattr(soak, "_run", ScriptedRuns([{"a": "failed"}]))
     assert soak.main("e2e", 1, ["-k", "a"], root=root) == 1
     out = capsys.readouterr().out
@@ -122,6 +125,7 @@ def test_main_exit_status_and_the_stored_soak(
 def test_main_refuses_bad_input_and_stores_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (tmp_path / "pyproject.toml").write_text(E2E_TIER)
     assert soak.main("nope", 1, root=tmp_path) == 2
     assert soak.main("e2e", 0, root=tmp_path) == 2
     assert "known tiers" in capsys.readouterr().out
@@ -142,7 +146,7 @@ def test_a_soak_that_cannot_be_stored_warns_and_keeps_its_status(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    root = make_repo()
+    root = make_repo({"pyproject.toml": E2E_TIER})
     monkeypatch.setattr(soak, "_run", ScriptedRuns([{"a": "passed"}]))
     (root / ".gates").write_text("a file where the directory should be\n")
     assert soak.main("e2e", 1, root=root) == 0

@@ -26,7 +26,7 @@ import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from io import StringIO
 from pathlib import Path
 from types import FrameType
@@ -39,6 +39,7 @@ from rich.text import Text
 from gates.errors import ConfigError, GatesError, GitError
 from gates.execution import Shell
 from gates.project import gates_table
+from gates.tiers import Tiers
 
 Verdict = Literal["slower", "faster", "same"]
 DEFAULT_SELECTION = ("bench",)
@@ -67,10 +68,27 @@ class BenchSettings:
     # Paths (relative to the root) copied from the working tree into the baseline's worktree
     # before its first round: caches that are expensive to rebuild, such as guest images.
     copy_to_baseline: tuple[str, ...] = ()
+    # From the bench tier of [tool.gates.tiers] (`tier`, default "bench"): the dependency groups
+    # both sides run with, and what runs when a gate names no benchmarks.
+    groups: tuple[str, ...] = ("bench",)
+    selection: tuple[str, ...] = DEFAULT_SELECTION
 
     @classmethod
-    def load(cls, root: Path) -> BenchSettings:
-        return cls.from_table(gates_table(root).get("bench", {}))
+    def load(cls, root: Path, tier: str | None = None) -> BenchSettings:
+        """`[tool.gates.bench]` with the groups and test dirs of its tier (`tier`, else the
+        table's `tier`, else "bench"; a project without such a tier keeps the defaults)."""
+        table = gates_table(root).get("bench", {})
+        settings = cls.from_table(table)
+        name = tier or (table.get("tier", "bench") if isinstance(table, dict) else "bench")
+        tiers = Tiers.load(root)
+        if name not in tiers.names:
+            return settings
+        found = tiers.get(name)
+        return replace(
+            settings,
+            groups=found.groups or settings.groups,
+            selection=found.dirs or settings.selection,
+        )
 
     @classmethod
     def from_table(cls, table: object) -> BenchSettings:
@@ -87,6 +105,7 @@ class BenchSettings:
             "quantile",
             "slowdown_env",
             "copy_to_baseline",
+            "tier",
         }
         unknown = sorted(set(table) - allowed)
         if unknown:
@@ -459,12 +478,14 @@ class Side:
     environ: Mapping[str, str]
 
 
-def pytest_argv(selection: Sequence[str], output: Path) -> list[str]:
+def pytest_argv(
+    selection: Sequence[str], output: Path, groups: Sequence[str] = ("bench",)
+) -> list[str]:
     return [
         "uv",
         "run",
         "--locked",
-        "--group=bench",
+        *(f"--group={group}" for group in groups),
         "pytest",
         "-q",
         "-p",
@@ -550,7 +571,7 @@ def run_comparison(
                 "pick one that has them with --baseline REV"
             )
         copy_caches(root, tree, settings.copy_to_baseline)
-        sync = ["uv", "sync", "--locked", "--group=bench", "--quiet"]
+        sync = ["uv", "sync", "--locked", *(f"--group={g}" for g in settings.groups), "--quiet"]
         if shell(sync, cwd=tree, log=log, env=sides[0].environ, timeout=timeout) != 0:
             raise BenchError(f"syncing the baseline's environment failed; see {log}")
         # Per side and benchmark, one list of timings per round.
@@ -558,7 +579,7 @@ def run_comparison(
         for round_ in range(1, settings.rounds + 1):
             for side in sides:
                 output = results / f"{side.label}-{round_}.json"
-                argv = pytest_argv(selection, output)
+                argv = pytest_argv(selection, output, settings.groups)
                 status = shell(argv, cwd=side.cwd, log=log, env=side.environ, timeout=timeout)
                 if status in NOTHING_TO_RUN:
                     raise BenchError(

@@ -205,8 +205,8 @@ def _gate_selection(root: Path) -> list[str]:
     for phase in Pipeline.load(root).phases:
         for gate in phase.gates:
             if gate.kind == "check" and gate.target == "bench":
-                return list(gate.args or DEFAULT_SELECTION)
-    return list(DEFAULT_SELECTION)
+                return list(gate.args or BenchSettings.load(root).selection)
+    return list(BenchSettings.load(root).selection)
 
 
 def main(runs: int, factor: float, selection: Sequence[str] = ()) -> int:

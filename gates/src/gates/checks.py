@@ -17,14 +17,13 @@ from gates.pipeline import SPEEDUP_RUNS, Gate, Pipeline
 from gates.provision import ProvisionSpec, ensure, is_ci
 from gates.repository import Repository
 from gates.speedup import SuiteTiming, TimingError, advise, read_timing
+from gates.tiers import Tiers
 
-TIERS = ("unit", "e2e", "integration", "bench")
 Check = Callable[[Gate, GateContext], GateResult]
 
 
-def pytest_command(gate: Gate, *args: str) -> list[str]:
-    """pytest through uv, in the project environment with the test group and the gate's groups."""
-    groups = ["test", *gate.options.get("groups", [])]
+def pytest_command(groups: Iterable[str], *args: str) -> list[str]:
+    """pytest through uv, in the project environment with the given dependency groups."""
     return [
         "uv",
         "run",
@@ -35,15 +34,21 @@ def pytest_command(gate: Gate, *args: str) -> list[str]:
     ]
 
 
+def _groups(gate: Gate, ctx: GateContext) -> list[str]:
+    """The gate's `groups`, else those of every tier with tests ([tool.gates.tiers])."""
+    return list(gate.options.get("groups") or Tiers.load(ctx.root).groups())
+
+
 def _dirs(gate: Gate, ctx: GateContext) -> list[str]:
-    """The gate's test directories that exist (a tier may have no tests yet)."""
-    return [d for d in gate.options.get("dirs", []) if (ctx.root / d).exists()]
+    """The gate's `dirs` (else every tier's) that exist: a tier may have no tests yet."""
+    dirs = gate.options.get("dirs") or Tiers.load(ctx.root).dirs()
+    return [d for d in dirs if (ctx.root / d).exists()]
 
 
 def provision(gate: Gate, ctx: GateContext) -> GateResult:
     """Install what the tiers need; record tool versions; name each tier that will skip or fail."""
     spec = ProvisionSpec.load(ctx.root)
-    tiers = gate.options.get("tiers") or sorted(spec.tiers)
+    tiers = gate.options.get("tiers") or list(spec.tiers)
     verdict = "fail (CI=true)" if is_ci(ctx.environ) else "be skipped"
     metrics: dict[str, object] = {}
     lines: list[str] = []
@@ -68,14 +73,14 @@ def provision(gate: Gate, ctx: GateContext) -> GateResult:
 
 def _collect(gate: Gate, ctx: GateContext) -> Collection:
     """Collect the gate's directories once per run: `collect` and `categorization` share it."""
-    dirs = _dirs(gate, ctx)
-    key = (tuple(dict.fromkeys(["test", *gate.options.get("groups", [])])), tuple(dirs))
+    dirs, groups = _dirs(gate, ctx), _groups(gate, ctx)
+    key = (tuple(dict.fromkeys(groups)), tuple(dirs))
     if key in ctx.collections:
         return ctx.collections[key]
     report = ctx.run_dir / (gate.key.replace("/", "-") + ".collection.json")
     log = ctx.log_for(gate.key)
     argv = pytest_command(
-        gate, "--collect-only", "-q", "--strict-markers", "-p", "gates.collection", *dirs
+        groups, "--collect-only", "-q", "--strict-markers", "-p", "gates.collection", *dirs
     )
     env = {**ctx.environ, REPORT_VARIABLE: str(report)}
     status = ctx.shell(argv, cwd=ctx.root, log=log, env=env, timeout=gate.timeout or 600)
@@ -106,7 +111,7 @@ def collect(gate: Gate, ctx: GateContext) -> GateResult:
 
 def categorization(gate: Gate, ctx: GateContext) -> GateResult:
     """Every collected test carries exactly one tier marker; reports the count per tier."""
-    tiers = tuple(gate.options.get("tiers") or TIERS)
+    tiers = tuple(gate.options.get("tiers") or [t.name for t in Tiers.load(ctx.root).tested])
     found = _collect(gate, ctx)
     if found.status != 0:
         return GateResult(
@@ -215,7 +220,7 @@ def bench(gate: Gate, ctx: GateContext) -> GateResult:
     baseline = chosen.commit
     if baseline is None:
         return GateResult("skipped", summary=sides, metrics={"candidate": chosen.candidate})
-    settings = benchmarks.BenchSettings.load(ctx.root)
+    settings = benchmarks.BenchSettings.load(ctx.root, gate.options.get("tier"))
     log = ctx.log_for(gate.key)
     try:
         outcome = benchmarks.run_comparison(
@@ -226,7 +231,7 @@ def bench(gate: Gate, ctx: GateContext) -> GateResult:
             log=log,
             environ=ctx.environ,
             settings=settings,
-            selection=gate.args or benchmarks.DEFAULT_SELECTION,
+            selection=gate.args or settings.selection,
             timeout=gate.timeout or 1800,
             run_id=ctx.run_dir.name,  # names the scratch dir, so leftovers show their run
         )

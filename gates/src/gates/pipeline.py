@@ -9,12 +9,13 @@ from typing import Any, Literal
 
 from gates.errors import ConfigError
 from gates.project import gates_table, supported_pythons
+from gates.tiers import Tiers
 
 GateKind = Literal["session", "run", "check"]
 CHECKS = ("provision", "collect", "categorization", "speedup", "bench")
 DEFAULT_HISTORY = ".gates/history.jsonl"
 # The checks' own options, kept in Gate.options.
-OPTION_KEYS = ("tiers", "dirs", "groups", "min_speedup", "serial", "parallel")
+OPTION_KEYS = ("tier", "tiers", "dirs", "groups", "min_speedup", "serial", "parallel")
 # The speedup check reads the timings of these earlier gates of its phase (option: default).
 SPEEDUP_RUNS = {"serial": "serial", "parallel": "isolation"}
 # Keys a gate may carry beyond its kind; anything else is a typo worth an error.
@@ -100,6 +101,7 @@ class Pipeline:
         if not isinstance(raw_phases, list) or not raw_phases:
             raise ConfigError("[tool.gates] needs [[tool.gates.phases]] entries (name, gates)")
         python = pythons[0] if pythons else ""
+        tiers = Tiers.from_table(table.get("tiers", {}), python=python)
         phases: list[Phase] = []
         for index, raw in enumerate(raw_phases):
             if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
@@ -110,7 +112,7 @@ class Pipeline:
             raw_gates = raw.get("gates", [])
             if not isinstance(raw_gates, list):
                 raise ConfigError(f"phase {name!r}: `gates` must be a list of tables")
-            gates = tuple(_gate(name, g, python) for g in raw_gates)
+            gates = tuple(_gate(name, g, python, tiers) for g in raw_gates)
             _check_names(name, gates)
             phases.append(Phase(index, name, gates))
         names = [p.name for p in phases]
@@ -150,7 +152,7 @@ class Pipeline:
         ]
 
 
-def _gate(phase: str, raw: object, python: str) -> Gate:
+def _gate(phase: str, raw: object, python: str, tiers: Tiers) -> Gate:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise ConfigError(f"phase {phase!r}: every gate needs a string `name`")
     name = raw["name"]
@@ -187,12 +189,23 @@ def _gate(phase: str, raw: object, python: str) -> Gate:
     if same is not None and not isinstance(same, str):
         raise ConfigError(f"{where}: `same_outcomes_as` must name an earlier gate of {phase!r}")
     options = {k: raw[k] for k in OPTION_KEYS if k in raw}
+    args = _strings(where, "args", raw.get("args", []))
+    if "tier" in raw:
+        if not isinstance(raw["tier"], str):
+            raise ConfigError(f"{where}: `tier` must name a tier of [tool.gates.tiers]")
+        try:
+            tier = tiers.get(raw["tier"])
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}") from None
+        # A session gate runs the tier's tests unless `args` says otherwise.
+        if kind == "session" and not args:
+            args = tier.dirs
     return Gate(
         phase=phase,
         name=name,
         kind=kind,
         target=target,
-        args=_strings(where, "args", raw.get("args", [])),
+        args=args,
         junit=bool(raw.get("junit", False)) or same is not None,
         same_outcomes_as=same,
         ok_exit_codes=tuple(codes),

@@ -60,3 +60,5 @@ def _load(path: Path) -> dict[str, Any]:
             return tomllib.load(file)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}") from error
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist: is this the project's root?") from None

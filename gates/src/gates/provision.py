@@ -1,11 +1,13 @@
 """Provisioning: install the system tools a test tier needs, or say exactly how to get them.
 
-The tools of each tier and the Debian package that provides each are data, declared in
-`[tool.gates.provision]` of the root pyproject.toml. `ensure(tier)` finds them (on PATH and in the
-extra directories where Debian hides some, such as /usr/lib/postgresql/<ver>/bin), installs what is
-missing when that needs no password (root, or passwordless sudo) unless HANGAR_PROVISION=0, and
-returns a report. A tier whose tools are still missing is skipped with the reason and the install
-command, except under CI=true, where it fails: CI never hides a tier.
+The tools of each tier and the Debian package that provides each are data, declared with the
+tier in `[tool.gates.tiers.<tier>] tools` of the root pyproject.toml. `ensure(tier)` finds them (on
+PATH and in the `[tool.gates.provision] extra_dirs` where Debian hides some, such as
+/usr/lib/postgresql/<ver>/bin), installs what is missing when that needs no password (root, or
+passwordless sudo) unless the switch variable (`[tool.gates.provision] switch`, default
+GATES_PROVISION) is 0, and returns a report. A tier whose tools are still missing is skipped
+with the reason and the install command, except under CI=true, where it fails: CI never hides a
+tier.
 
 Run `python -m gates.provision [TIER ...]` to provision from a shell (all tiers by default).
 """
@@ -24,11 +26,13 @@ from typing import Any, NoReturn
 
 from gates.errors import ConfigError, ToolsMissingError
 from gates.project import find_root, gates_table
+from gates.tiers import Tiers
 
 # Runs one command and returns its completed process; injected by tests so apt never really runs.
 Runner = Callable[[Sequence[str], Mapping[str, str]], "subprocess.CompletedProcess[str]"]
 
 VERSION_TIMEOUT_S = 10
+DEFAULT_SWITCH = "GATES_PROVISION"
 # apt waits for a dpkg lock held by a concurrent install instead of failing at once.
 APT_OPTIONS = ("-o", "DPkg::Lock::Timeout=300")
 
@@ -66,34 +70,42 @@ class ProvisionSpec:
 
     tiers: Mapping[str, tuple[Requirement, ...]]
     extra_dirs: tuple[str, ...] = ()
+    switch: str = DEFAULT_SWITCH  # the variable that turns installing off when it is 0
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any]) -> ProvisionSpec:
-        """Build the spec from `[tool.gates.provision]`; a bad entry raises ConfigError."""
+        """Build the spec from `[tool.gates.provision]` plus `tiers`, each tier's `tools`
+        (command = package); a bad entry raises ConfigError."""
         extra = table.get("extra_dirs", [])
         tiers_table = table.get("tiers", {})
+        switch = table.get("switch", DEFAULT_SWITCH)
         if not isinstance(extra, list) or not all(isinstance(d, str) for d in extra):
             raise ConfigError("[tool.gates.provision] extra_dirs must be a list of path globs")
+        if not isinstance(switch, str) or not switch.isidentifier():
+            raise ConfigError("[tool.gates.provision] switch must name an environment variable")
         if not isinstance(tiers_table, dict):
-            raise ConfigError("[tool.gates.provision.tiers] must map a tier to its tools")
+            raise ConfigError("[tool.gates.tiers] must map a tier to its table")
         tiers: dict[str, tuple[Requirement, ...]] = {}
         for tier, tools in tiers_table.items():
             if not isinstance(tools, dict):
-                raise ConfigError(f"[tool.gates.provision.tiers.{tier}] must map command → package")
+                raise ConfigError(f"[tool.gates.tiers.{tier}] tools must map command → package")
             tiers[tier] = tuple(_requirement(tier, name, value) for name, value in tools.items())
-        return cls(tiers=tiers, extra_dirs=tuple(extra))
+        return cls(tiers=tiers, extra_dirs=tuple(extra), switch=switch)
 
     @classmethod
     def load(cls, root: Path | None = None) -> ProvisionSpec:
-        """Read the spec from the project at `root` (found from the working directory if None)."""
-        return cls.from_table(gates_table(root or find_root()).get("provision", {}))
+        """Read the spec from the project at `root` (found from the working directory if None):
+        the tools of `[tool.gates.tiers]` and the settings of `[tool.gates.provision]`."""
+        root = root or find_root()
+        tools = {tier.name: dict(tier.tools) for tier in Tiers.load(root) if tier.tools}
+        return cls.from_table({**gates_table(root).get("provision", {}), "tiers": tools})
 
     def requirements(self, tier: str) -> tuple[Requirement, ...]:
         """Return what `tier` needs; an unknown tier raises ConfigError naming the known ones."""
         if tier not in self.tiers:
             known = ", ".join(sorted(self.tiers)) or "none"
             raise ConfigError(
-                f"no tier {tier!r} in [tool.gates.provision.tiers]; known tiers: {known}"
+                f"no tier {tier!r} with tools in [tool.gates.tiers]; known tiers: {known}"
             )
         return self.tiers[tier]
 
@@ -106,7 +118,7 @@ def _requirement(tier: str, name: str, value: object) -> Requirement:
         if isinstance(args, list) and all(isinstance(a, str) for a in args):
             return Requirement(name, value["package"], tuple(args))
     raise ConfigError(
-        f"[tool.gates.provision.tiers.{tier}] {name} must be a package name or "
+        f"[tool.gates.tiers.{tier}] tools: {name} must be a package name or "
         '{ package = "...", version_args = ["..."] }'
     )
 
@@ -248,7 +260,9 @@ class Installer:
         *,
         environ: Mapping[str, str] | None = None,
         euid: int | None = None,
+        switch: str = DEFAULT_SWITCH,
     ) -> None:
+        self.switch = switch
         self._runner = runner
         self._environ = dict(os.environ if environ is None else environ)
         self._euid = os.geteuid() if euid is None else euid
@@ -256,8 +270,8 @@ class Installer:
 
     def unavailable_because(self) -> str:
         """Return why packages cannot be installed here, or '' when they can."""
-        if self._environ.get("HANGAR_PROVISION", "1") == "0":
-            return "HANGAR_PROVISION=0 turns installing off"
+        if self._environ.get(self.switch, "1") == "0":
+            return f"{self.switch}=0 turns installing off"
         if shutil.which("apt-get", path=self._environ.get("PATH")) is None:
             return "no apt-get on this machine"
         if self._euid == 0:
@@ -302,7 +316,7 @@ def ensure(
 ) -> ProvisionReport:
     """Find the tools `tier` needs, install the missing ones when allowed, report what is there.
 
-    `install=None` installs when that needs no password and HANGAR_PROVISION is not 0;
+    `install=None` installs when that needs no password and the switch variable is not 0;
     `install=False` only looks. `spec` and `installer` default to the project's data and the real
     apt-get (tests inject both).
     """
@@ -316,7 +330,8 @@ def ensure(
         report.not_installed_because = "installing was not asked for"
         return report
     if installer is None:
-        _default_installer = _default_installer or Installer()
+        if _default_installer is None or _default_installer.switch != spec.switch:
+            _default_installer = Installer(switch=spec.switch)
         installer = _default_installer
     blocked = installer.unavailable_because()
     if blocked:

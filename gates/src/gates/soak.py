@@ -29,14 +29,7 @@ from gates.junit import TestReport
 from gates.project import find_root
 from gates.repository import Repository, TreeState
 from gates.runner import new_run_id
-
-# The nox session that runs each tier, and its test dirs: posargs replace a session's default
-# dirs (the convention of noxfile.py and the gates pipeline), so they are named every time.
-TIER_SESSIONS: dict[str, tuple[str, list[str]]] = {
-    "unit": ("parallel", ["backend/tests", "gates/tests"]),
-    "e2e": ("e2e", ["e2e"]),
-    "integration": ("integration", ["integration"]),
-}
+from gates.tiers import Tiers
 
 # Where `invoke soak` stores its soaks, relative to the project root (read by `invoke report`).
 SOAK_DIR = Path(".gates") / "soak"
@@ -54,13 +47,22 @@ def _run(argv: Sequence[str]) -> int:
     return subprocess.run(list(argv), check=False).returncode
 
 
-def command_for(tier: str, junit: Path, extra: Sequence[str] = ()) -> list[str]:
-    """The command that runs `tier` once and writes its junit report to `junit`."""
-    if tier not in TIER_SESSIONS:
-        known = ", ".join(sorted(TIER_SESSIONS))
+def command_for(
+    tier: str, junit: Path, extra: Sequence[str] = (), tiers: Tiers | None = None
+) -> list[str]:
+    """The command that runs `tier` once, through the nox session [tool.gates.tiers] names for
+    it, and writes its junit report to `junit`. Posargs replace a session's default dirs, so the
+    tier's dirs are named every time."""
+    tiers = tiers or Tiers.load(find_root())
+    soakable = [t for t in tiers.tested if t.session]
+    found = next((t for t in soakable if t.name == tier), None)
+    if found is None:
+        known = ", ".join(t.name for t in soakable)
         raise SoakError(f"no tier {tier!r} to soak; known tiers: {known}")
-    session, dirs = TIER_SESSIONS[tier]
-    return ["uv", "run", "nox", "-R", "-s", session, "--", *dirs, f"--junitxml={junit}", *extra]
+    return [
+        *["uv", "run", "nox", "-R", "-s", found.session, "--", *found.dirs],
+        *[f"--junitxml={junit}", *extra],
+    ]
 
 
 @dataclass
@@ -180,18 +182,20 @@ def soak(
     runner: Runner | None = None,
     workdir: Path | None = None,
     on_run: Callable[[RunRecord], None] = lambda _run: None,
+    tiers: Tiers | None = None,
 ) -> SoakResult:
     """Run `tier` `runs` times and collect every run's per-test outcomes."""
     run_command = runner or _run
     if runs < 1:
         raise SoakError(f"--runs must be at least 1, got {runs}")
-    command_for(tier, Path("check"))  # unknown tier: fail before the first run
+    tiers = tiers or Tiers.load(find_root())
+    command_for(tier, Path("check"), tiers=tiers)  # unknown tier: fail before the first run
     result = SoakResult(tier)
     with tempfile.TemporaryDirectory(prefix=f"soak-{tier}-", dir=workdir) as scratch:
         for number in range(1, runs + 1):
             junit = Path(scratch) / f"run-{number}.xml"
             started = time.monotonic()
-            status = run_command(command_for(tier, junit, extra))
+            status = run_command(command_for(tier, junit, extra, tiers))
             record = RunRecord(number, status, time.monotonic() - started, TestReport.read(junit))
             result.runs.append(record)
             on_run(record)
@@ -235,7 +239,8 @@ def main(tier: str, runs: int, extra: Sequence[str] = (), *, root: Path | None =
     exit 1 when any test failed or a run crashed."""
     try:
         root = root or find_root()
-        command_for(tier, Path("check"))  # an unknown tier fails before anything else
+        tiers = Tiers.load(root)
+        command_for(tier, Path("check"), tiers=tiers)  # an unknown tier fails before anything
     except GatesError as error:
         print(f"error: {error}")
         return 2
@@ -250,6 +255,7 @@ def main(tier: str, runs: int, extra: Sequence[str] = (), *, root: Path | None =
             on_run=lambda run: print(
                 f"soak {tier}: run {run.number}/{runs} exit {run.exit_status}", flush=True
             ),
+            tiers=tiers,
         )
     except SoakError as error:
         print(f"error: {error}")
