@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,6 +31,7 @@ class FakeShell:
         self.seconds = seconds or {}
         self.now = 0.0
         self.calls: list[list[str]] = []
+        self.environs: list[Mapping[str, str]] = []
 
     def clock(self) -> float:
         return self.now
@@ -44,6 +46,7 @@ class FakeShell:
         timeout: float | None,
     ) -> int:
         self.calls.append(list(argv))
+        self.environs.append(env)
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a") as out:
             out.write("E   ImportError: no module named nothing\n")
@@ -114,9 +117,13 @@ def test_collect_counts_and_only_names_existing_dirs(tmp_path: Path) -> None:
         "-q",
         "--strict-markers",
         "-p",
-        "gates.collection",
+        "gates_collection",
         "tests",
     ]
+    # The plugin loads from the run's directory: the project's environment needs no gates.
+    plugins = tmp_path / "run" / "pytest-plugins"
+    assert (plugins / "gates_collection.py").read_text() == Path(collection.__file__).read_text()
+    assert shell.environs[0]["PYTHONPATH"].split(os.pathsep)[0] == str(plugins)
 
 
 def test_collect_defaults_to_every_tiers_dirs_and_groups(tmp_path: Path) -> None:

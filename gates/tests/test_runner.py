@@ -224,7 +224,7 @@ def test_session_gates_call_nox_with_posargs(tmp_path: Path) -> None:
         "--",
         f"--junitxml={tmp_path / 'run' / 'u-serial.xml'}",
         "-p",
-        "gates.timing",
+        "gates_timing",
         "a",
         "b",
     ]

@@ -14,6 +14,7 @@ from gates.collection import REPORT_VARIABLE
 from gates.execution import Collection, GateContext, GateResult, tail
 from gates.history import History
 from gates.pipeline import SPEEDUP_RUNS, Gate, Pipeline
+from gates.plugins import plugin
 from gates.provision import ProvisionSpec, ensure, is_ci
 from gates.repository import Repository
 from gates.speedup import SuiteTiming, TimingError, advise, read_timing
@@ -79,10 +80,9 @@ def _collect(gate: Gate, ctx: GateContext) -> Collection:
         return ctx.collections[key]
     report = ctx.run_dir / (gate.key.replace("/", "-") + ".collection.json")
     log = ctx.log_for(gate.key)
-    argv = pytest_command(
-        groups, "--collect-only", "-q", "--strict-markers", "-p", "gates.collection", *dirs
-    )
-    env = {**ctx.environ, REPORT_VARIABLE: str(report)}
+    load, env = plugin("gates_collection", ctx.run_dir, ctx.environ)
+    argv = pytest_command(groups, "--collect-only", "-q", "--strict-markers", *load, *dirs)
+    env[REPORT_VARIABLE] = str(report)
     status = ctx.shell(argv, cwd=ctx.root, log=log, env=env, timeout=gate.timeout or 600)
     try:
         items: dict[str, list[str]] = json.loads(report.read_text())

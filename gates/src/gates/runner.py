@@ -14,6 +14,7 @@ from gates.execution import GateContext, GateResult, nox_command, tail
 from gates.history import History, Record
 from gates.junit import TestReport
 from gates.pipeline import Gate, Phase
+from gates.plugins import plugin
 from gates.repository import Repository, TreeState
 from gates.timing import REPORT_VARIABLE as TIMING_VARIABLE
 
@@ -148,9 +149,10 @@ def _command(gate: Gate, ctx: GateContext) -> GateResult:
     environ = dict(ctx.environ)
     extra: list[str] = []
     if gate.junit:
-        # Per-test outcomes from JUnit; per-test times and workers from gates.timing, which the
-        # speedup check reads (so the tests never run a third time to be timed).
-        extra = [f"--junitxml={junit}", "-p", "gates.timing"]
+        # Per-test outcomes from JUnit; per-test times and workers from the timing plugin,
+        # which the speedup check reads (so the tests never run a third time to be timed).
+        load, environ = plugin("gates_timing", ctx.run_dir, environ)
+        extra = [f"--junitxml={junit}", *load]
         environ[TIMING_VARIABLE] = str(timing)
     if gate.kind == "session":
         assert isinstance(gate.target, str)

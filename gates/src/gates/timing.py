@@ -32,9 +32,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
-
-from gates.files import write_atomic
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the gate engine imports this module in environments without pytest
     import pytest
@@ -115,11 +113,11 @@ class Recorder:
             "tests": [test.as_json(nodeid) for nodeid, test in self.tests.items()],
         }
 
-        def write(handle: IO[bytes]) -> None:
-            handle.write(json.dumps(document, indent=1).encode())
-
+        # Written beside the target, then renamed: a reader never sees half of it.
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.target, write)
+        partial = self.target.with_name(f".{self.target.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps(document, indent=1))
+        partial.replace(self.target)
 
 
 def _worker_of(report: Any) -> str:
