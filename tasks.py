@@ -1,4 +1,5 @@
-"""Invoke tasks of the Hangar monorepo: thin wrappers around the `gates` package.
+"""Invoke tasks of the Hangar monorepo: one-line wrappers over the `gates` command (and the
+`hangar` one), so `uv run invoke gates` and `uv run gates run` do and say the same.
 
 `uv run invoke --list` shows them; `uv run invoke --help TASK` explains one.
 """
@@ -10,6 +11,22 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 
+def _gates(*argv: str) -> None:
+    """Run `gates ARGV…` in this process; its exit status becomes the task's."""
+    from gates.cli import main
+
+    status = main([a for a in argv if a])
+    if status:
+        raise Exit(code=status)
+
+
+def _option(name: str, value: object) -> list[str]:
+    """`--name value` when a value was given, `--name` for a true flag, else nothing."""
+    if value is True:
+        return [name]
+    return [name, str(value)] if value not in ("", None, False) else []
+
+
 @task(
     help={
         "only": "comma-separated phases to run, e.g. deps,static,unit",
@@ -17,7 +34,7 @@ from invoke.tasks import task
         "keep_going": "run the remaining gates after a failure",
         "github": "report phases as commit statuses and a sticky PR comment "
         "(automatic when GITHUB_TOKEN, GITHUB_REPOSITORY and GITHUB_SHA are set)",
-        "baseline": "commit the bench gate compares with (default: the last green commit)",
+        "baseline": "commit the bench gate compares with (never the candidate itself)",
     }
 )
 def gates(
@@ -28,26 +45,16 @@ def gates(
     github: bool = False,
     baseline: str = "",
 ) -> None:
-    """Run the phased gates in order; stop at the first failing gate."""
-    from gates import cli
-
-    status = cli.gates(
-        only=only or None,
-        start=from_ or None,
-        keep_going=keep_going,
-        github=True if github else None,
-        baseline=baseline or None,
-    )
-    if status:
-        raise Exit(code=status)
+    """Run the phased gates in order; stop at the first failing gate (= gates run)."""
+    _gates("run", *_option("--only", only), *_option("--from", from_),
+           *_option("--keep-going", keep_going), *_option("--github", github),
+           *_option("--baseline", baseline))  # fmt: skip
 
 
 @task
 def status(c: Context) -> None:
-    """Show per phase and gate the last outcome and the last green commit."""
-    from gates import cli
-
-    raise Exit(code=cli.status())
+    """Show per phase and gate the last outcome and the last green commit (= gates status)."""
+    _gates("status")
 
 
 @task(
@@ -58,10 +65,8 @@ def status(c: Context) -> None:
     },
 )
 def rollback(c: Context, to: str = "", paths: list[str] | None = None) -> None:
-    """Save all work, bring the tree back to the last green commit, print how to restore."""
-    from gates import cli
-
-    raise Exit(code=cli.roll_back(to=to or None, paths=paths or []))
+    """Save all work, bring the tree back to the last green commit (= gates rollback)."""
+    _gates("rollback", *_option("--to", to), *(a for p in paths or [] for a in ("--path", p)))
 
 
 @task(
@@ -72,12 +77,9 @@ def rollback(c: Context, to: str = "", paths: list[str] | None = None) -> None:
     }
 )
 def upgrade(c: Context, package: str = "", commit: bool = False, only: str = "") -> None:
-    """Upgrade the lock and keep it only if every gate passes; otherwise restore it exactly."""
-    from gates import cli
-
-    raise Exit(
-        code=cli.upgrade_dependencies(package=package or None, commit=commit, only=only or None)
-    )
+    """Upgrade the lock and keep it only if every gate passes (= gates upgrade)."""
+    _gates("upgrade", *_option("--package", package), *_option("--commit", commit),
+           *_option("--only", only))  # fmt: skip
 
 
 @task(
@@ -87,10 +89,8 @@ def upgrade(c: Context, package: str = "", commit: bool = False, only: str = "")
     }
 )
 def report(c: Context, output: str = "", commits: int = 20) -> None:
-    """Write the gate history as a static HTML report with charts; print the page's path."""
-    from gates import cli
-
-    raise Exit(code=cli.report(output=output or None, commits=commits))
+    """Write the gate history as a static HTML report with charts (= gates report)."""
+    _gates("report", *_option("--output", output), "--commits", str(commits))
 
 
 @task(help={"force": "rebuild even when the cached image is current"})
@@ -107,12 +107,16 @@ def image(c: Context, force: bool = False) -> None:
     }
 )
 def soak(c: Context, tier: str = "e2e", runs: int = 10, pytest_args: str = "") -> None:
-    """Run a tier N times; list every test that failed at least once (flaky) with its counts."""
+    """Run a tier N times; list every test that failed at least once (= gates soak)."""
     import shlex
 
-    from gates import soak as soak_module
-
-    raise Exit(code=soak_module.main(tier, runs, shlex.split(pytest_args)))
+    _gates(
+        "soak",
+        tier,
+        "--runs",
+        str(runs),
+        *(["--", *shlex.split(pytest_args)] if pytest_args else []),
+    )
 
 
 @task(
@@ -123,16 +127,8 @@ def soak(c: Context, tier: str = "e2e", runs: int = 10, pytest_args: str = "") -
     }
 )
 def calibrate(c: Context, runs: int = 10, factor: str = "1.25", select: str = "") -> None:
-    """Measure the bench gate's false-alarm and detection rates on this machine."""
-    import shlex
-
-    from gates import calibration
-
-    try:
-        slowdown = float(factor)
-    except ValueError:
-        raise Exit(f"--factor must be a number such as 1.25, not {factor!r}", code=2) from None
-    raise Exit(code=calibration.main(runs, slowdown, shlex.split(select)))
+    """Measure the bench gate's false-alarm and detection rates here (= gates calibrate)."""
+    _gates("calibrate", "--runs", str(runs), "--factor", factor, *_option("--select", select))
 
 
 @task
@@ -143,12 +139,8 @@ def setup(c: Context) -> None:
 
 
 def _provision_system_packages() -> None:
-    """System packages (QEMU, Chromium, ...): `gates.provision`; HANGAR_PROVISION=0 skips it."""
-    from gates import provision
-
-    status = provision.main([])
-    if status:
-        raise Exit(code=status)
+    """System packages (QEMU, Chromium, ...): `gates provision`; HANGAR_PROVISION=0 skips it."""
+    _gates("provision")
 
 
 DEV_DATA_DIR = ".hangar/dev"

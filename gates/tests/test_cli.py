@@ -150,25 +150,51 @@ def test_github_reporting_turns_on_from_the_environment(
     assert "GitHub" not in out.getvalue()
 
 
-def test_tasks_are_thin_wrappers() -> None:
-    """tasks.py defines the gate tasks and each one calls into gates.cli (read, not imported:
-    the test environment need not have invoke)."""
+def test_tasks_wrap_the_gates_command_one_to_one() -> None:
+    """Every invoke task of tasks.py that wraps gates names its `gates` subcommand, and each
+    subcommand but `init` and `provision` has its task (read, not imported: the test
+    environment need not have invoke)."""
     tree = ast.parse((ROOT / "tasks.py").read_text())
-    calls = {
-        node.name: {
-            f"{call.func.value.id}.{call.func.attr}"
-            for call in ast.walk(node)
-            if isinstance(call, ast.Call)
-            and isinstance(call.func, ast.Attribute)
-            and isinstance(call.func.value, ast.Name)
-        }
+    wrapped = {
+        node.name: call.args[0].value
         for node in tree.body
         if isinstance(node, ast.FunctionDef)
+        for call in ast.walk(node)
+        if isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Name)
+        and call.func.id == "_gates"
+        and call.args
+        and isinstance(call.args[0], ast.Constant)
     }
-    assert "cli.gates" in calls["gates"]
-    assert "cli.status" in calls["status"]
-    assert "cli.roll_back" in calls["rollback"]
-    assert "cli.upgrade_dependencies" in calls["upgrade"]
+    subcommands = set(cli._parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    assert wrapped == {
+        "gates": "run",
+        "status": "status",
+        "rollback": "rollback",
+        "upgrade": "upgrade",
+        "report": "report",
+        "soak": "soak",
+        "calibrate": "calibrate",
+        "_provision_system_packages": "provision",
+    }
+    assert set(wrapped.values()) | {"init"} == subcommands
+
+
+def test_the_command_line_helps_and_refuses_clearly(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as helped:
+        cli.main(["--help"])
+    assert helped.value.code == 0
+    assert "rollback" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as wrong:
+        cli.main(["launch"])
+    assert wrong.value.code == 2
+    assert "invalid choice: 'launch'" in capsys.readouterr().err
+    monkeypatch.chdir(project)
+    assert cli.main(["run", "--only", "nope"]) == 2
+    assert "unknown phase 'nope'; phases are: deps, unit, later" in capsys.readouterr().out
+    assert cli.main(["run", "--only", "deps"]) == 0
 
 
 def fake_upgrade(result: UpgradeResult) -> Callable[..., UpgradeResult]:

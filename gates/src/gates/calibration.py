@@ -212,7 +212,7 @@ def _gate_selection(root: Path) -> list[str]:
 def main(runs: int, factor: float, selection: Sequence[str] = ()) -> int:
     """`invoke calibrate`: print the table and the rates; 2 when it cannot run, 130 on Ctrl-C
     (the finished runs stay in the results' calibration.json)."""
-    from gates.cli import make_console
+    from gates.console import make_console
     from gates.project import find_root
     from gates.runner import new_run_id
 

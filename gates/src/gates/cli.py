@@ -1,14 +1,21 @@
-"""The commands behind `invoke gates|status|rollback|upgrade|report`; each returns a status."""
+"""The `gates` command: `gates run|status|rollback|upgrade|report|soak|calibrate|provision|init`.
+
+Each subcommand is a function here that returns an exit status; `main` parses the command line.
+Hangar's Invoke tasks call `main` with the same arguments, so both ways say the same things.
+"""
 
 from __future__ import annotations
 
+import argparse
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.text import Text
 
-from gates.console import ConsoleReporter, status_lines
+from gates import __version__
+from gates.console import ConsoleReporter, make_console, status_lines
 from gates.errors import GatesError
 from gates.execution import GateContext
 from gates.history import History
@@ -20,12 +27,10 @@ from gates.upgrade import upgrade
 
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
-
-
-def make_console() -> Console:
-    """A console for people and for CI logs: a log is not 80 columns wide, so do not wrap at 80."""
-    console = Console()
-    return console if console.is_terminal else Console(width=120)
+REPORT_NEEDS = (
+    "the HTML report needs gates' `report` extra (matplotlib, jinja2): "
+    "uv add --dev 'gates[report]', or uvx --from 'gates[report]' …"
+)
 
 
 def _error(console: Console, label: str, error: Exception) -> None:
@@ -127,7 +132,10 @@ def _report_after_run(root: Path, console: Console) -> None:
     """Write the report after a run; a failure to do so warns and never changes an outcome."""
     try:
         from gates.report import write_report
-
+    except ImportError as error:
+        console.print(f"report: not written: {REPORT_NEEDS} ({error})", highlight=False)
+        return
+    try:
         index = write_report(root)
     except Exception as error:  # the gates' verdict stands whatever happens to the report
         console.print(
@@ -158,9 +166,7 @@ def report(
         _error(
             console,
             "error",
-            RuntimeError(
-                f"the report needs the `report` extra of gates (matplotlib, jinja2): {error}"
-            ),
+            RuntimeError(f"{REPORT_NEEDS} ({error})"),
         )
         return EXIT_REFUSED
     except OSError as error:
@@ -263,3 +269,113 @@ def upgrade_dependencies(
     )
     console.print(f"All gates passed; the upgrade is {kept}:\n{changes}", highlight=False)
     return 0
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gates",
+        description="Phased gates over a project's test tiers, with a recorded history, a "
+        "benchmark gate and safe rollback. The pipeline is [tool.gates] of pyproject.toml.",
+    )
+    parser.add_argument("--version", action="version", version=f"gates {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run the phased gates; stop at the first failing gate")
+    run.add_argument("--only", default="", help="comma-separated phases, e.g. deps,static,unit")
+    run.add_argument("--from", dest="start", default="", help="resume at this phase")
+    run.add_argument("--keep-going", action="store_true", help="run every gate after a failure")
+    run.add_argument(
+        "--baseline", default="", help="commit the bench gate compares with (never the candidate)"
+    )
+    run.add_argument(
+        "--github",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="report commit statuses and a PR comment (default: when GITHUB_TOKEN, "
+        "GITHUB_REPOSITORY and GITHUB_SHA are set)",
+    )
+
+    commands.add_parser("status", help="the last outcome per gate and the last green commit")
+
+    back = commands.add_parser(
+        "rollback", help="save all work, bring the tree back to the last green commit"
+    )
+    back.add_argument("--to", default="", help="commit to roll back to (default: last green)")
+    back.add_argument(
+        "--path", dest="paths", action="append", default=[], help="only this path (repeatable)"
+    )
+
+    up = commands.add_parser(
+        "upgrade", help="upgrade the lock and keep it only if every gate passes"
+    )
+    up.add_argument("--package", default="", help="upgrade only this package")
+    up.add_argument("--commit", action="store_true", help="commit the upgrade when gates pass")
+    up.add_argument("--only", default="", help="comma-separated phases to run after upgrading")
+
+    report_ = commands.add_parser("report", help="write the history as an HTML page with charts")
+    report_.add_argument("--output", default="", help="directory (default: .gates/report)")
+    report_.add_argument("--commits", type=int, default=20, help="commits in the outcome grid")
+
+    soak_ = commands.add_parser("soak", help="run a tier N times; list every flaky test")
+    soak_.add_argument("tier", help="a tier of [tool.gates.tiers] with tests and a session")
+    soak_.add_argument("--runs", type=int, default=10, help="how many runs (default 10)")
+    soak_.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
+
+    calibrate = commands.add_parser(
+        "calibrate", help="measure the bench gate's false-alarm and detection rates here"
+    )
+    calibrate.add_argument("--runs", type=int, default=10, help="pairs of comparisons")
+    calibrate.add_argument("--factor", type=float, default=1.25, help="slowdown to detect")
+    calibrate.add_argument("--select", default="", help="benchmarks, as pytest arguments")
+
+    provision_ = commands.add_parser("provision", help="install the system tools of tiers")
+    provision_.add_argument("tiers", nargs="*", help="tiers (default: every tier with tools)")
+    provision_.add_argument("--check", action="store_true", help="only look; install nothing")
+
+    init = commands.add_parser(
+        "init", help="write a starter [tool.gates] for this project and say why"
+    )
+    init.add_argument("--dry-run", action="store_true", help="print it; write nothing")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `gates` subcommand; returns its exit status (0 ok, 1 failed, 2 refused)."""
+    args = _parser().parse_args(argv)
+    command: str = args.command
+    if command == "run":
+        return gates(
+            only=args.only or None,
+            start=args.start or None,
+            keep_going=args.keep_going,
+            github=args.github,
+            baseline=args.baseline or None,
+        )
+    if command == "status":
+        return status()
+    if command == "rollback":
+        return roll_back(to=args.to or None, paths=args.paths)
+    if command == "upgrade":
+        return upgrade_dependencies(
+            package=args.package or None, commit=args.commit, only=args.only or None
+        )
+    if command == "report":
+        return report(output=args.output or None, commits=args.commits)
+    if command == "soak":
+        from gates import soak
+
+        return soak.main(args.tier, args.runs, args.pytest_args)
+    if command == "calibrate":
+        from gates import calibration
+
+        return calibration.main(args.runs, args.factor, shlex.split(args.select))
+    if command == "provision":
+        from gates import provision
+
+        return provision.main([*args.tiers, *(["--check"] if args.check else [])])
+    from gates import init as starter
+
+    return starter.main(dry_run=args.dry_run)

@@ -16,6 +16,12 @@ from gates.runner import Run
 STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow", "not run": "dim"}
 
 
+def make_console() -> Console:
+    """A console for people and for CI logs: a log is not 80 columns wide, so do not wrap at 80."""
+    console = Console()
+    return console if console.is_terminal else Console(width=120)
+
+
 class ConsoleReporter:
     """Shows a spinner with elapsed time per running gate and one line per finished gate."""
 

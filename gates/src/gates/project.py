@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
-import tomllib
+import sys
 from pathlib import Path
 from typing import Any
 
 from gates.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # gates runs on 3.10 too, where the same parser is the tomli package
+    import tomli as tomllib
+
+TOMLDecodeError = tomllib.TOMLDecodeError
+toml_loads = tomllib.loads
 
 PYPROJECT = "pyproject.toml"
 

@@ -367,7 +367,7 @@ def _look(
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: provision the given tiers (all by default); exit 1 under CI=true when any is short."""
     parser = argparse.ArgumentParser(
-        prog="python -m gates.provision", description="Install the system tools of test tiers."
+        prog="gates provision", description="Install the system tools of test tiers."
     )
     parser.add_argument("tiers", nargs="*", help="tiers to provision (default: every tier)")
     parser.add_argument("--check", action="store_true", help="only look; install nothing")

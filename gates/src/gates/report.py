@@ -14,7 +14,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +68,13 @@ def when(text: str) -> datetime | None:
         value = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def stamp(text: str) -> str:
     """A record's time as people read it, in UTC; the text itself when it is no time."""
     moment = when(text)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else text
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if moment else text
 
 
 def short(commit: str, dirty: bool = False) -> str:
@@ -90,7 +90,7 @@ def short_test(name: str) -> str:
 def run_label(record: Record) -> str:
     """A run on a trend chart's axis: its time (UTC) over its commit."""
     moment = when(record.time)
-    stamp = moment.astimezone(UTC).strftime("%m-%d %H:%M") if moment else "?"
+    stamp = moment.astimezone(timezone.utc).strftime("%m-%d %H:%M") if moment else "?"
     return f"{stamp}\n{short(record.commit, record.dirty)}"
 
 
@@ -746,7 +746,7 @@ def collect(root: Path, *, commits: int = DEFAULT_COMMITS, now: datetime | None 
     return Report(
         project=str(project),
         phases=[p.name for p in pipeline.phases],
-        generated=(now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        generated=(now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M:%S UTC"),
         history_path=str(history.path),
         records=len(records),
         last_green=history.last_green_commit(pipeline.green_gates()),

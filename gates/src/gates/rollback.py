@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from gates.errors import RollbackRefusedError
@@ -143,7 +143,7 @@ def save(repo: Repository, paths: Sequence[str], target: str) -> Saved:
         if present or not paths:
             repo.git("add", "--all", "--", *(present or [":/"]), env=env)
         work_tree = repo.git("write-tree", env=env).strip()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     message = f"gates rollback to {target[:12]} at {stamp}"
     index_commit = repo.git(
         "commit-tree", index_tree, "-p", head, "-m", f"index before {message}"

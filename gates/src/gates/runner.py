@@ -6,7 +6,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Protocol
 
 from gates.checks import CHECKS
@@ -61,7 +61,7 @@ class Run:
 
 def new_run_id() -> str:
     """Sortable and unique: UTC time plus a random suffix."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def run_gates(
@@ -107,7 +107,7 @@ def run_gates(
 def _record(run: Run, gate: Gate, result: GateResult) -> Record:
     return Record(
         run_id=run.run_id,
-        time=datetime.now(UTC).isoformat(timespec="seconds"),
+        time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         commit=run.state.commit,
         dirty=run.state.dirty,
         diff_hash=run.state.diff_hash,

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -245,7 +245,7 @@ def main(tier: str, runs: int, extra: Sequence[str] = (), *, root: Path | None =
         print(f"error: {error}")
         return 2
     run_id = new_run_id()
-    started = datetime.now(UTC)
+    started = datetime.now(timezone.utc)
     state = _tree_state(root)  # the code that is soaked: the tree as it is now
     try:
         result = soak(

@@ -7,7 +7,6 @@ failing) puts them back exactly and re-syncs, so a failed upgrade leaves no trac
 from __future__ import annotations
 
 import subprocess
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from gates.errors import UpgradeError
 from gates.execution import GateResult
 from gates.pipeline import Gate
+from gates.project import toml_loads
 from gates.repository import Repository
 from gates.runner import Run
 
@@ -59,7 +59,7 @@ class UpgradeResult:
 
 def locked_versions(lock: bytes) -> dict[str, str]:
     """Package name → version of every versioned package in a uv.lock."""
-    data = tomllib.loads(lock.decode())
+    data = toml_loads(lock.decode())
     return {str(p["name"]): str(p["version"]) for p in data.get("package", []) if "version" in p}
 
 

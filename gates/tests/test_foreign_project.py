@@ -1,0 +1,142 @@
+"""gates adopted by a project it has never seen: built here in a temp dir, run for real.
+
+The project has its own pyproject.toml with a `tests` dependency group, requires Python >= 3.10,
+has no noxfile and does not depend on gates. `gates init` writes its pipeline; `gates run` then
+gives the serial, isolation and speedup verdicts — the isolation gate catching a test that only
+passes after another — and `gates status` and `gates rollback` work there.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from gates_testing import git
+from rich.console import Console
+
+from gates import cli, init
+from gates.execution import GateContext
+from gates.runner import Run
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+PYPROJECT = """\
+[project]
+name = "ledger"
+version = "1.0"
+requires-python = ">=3.10"
+
+[dependency-groups]
+tests = ["pytest>=8"]
+
+[tool.uv]
+package = false
+
+# Also what makes this project pytest's rootdir here, inside the checkout's temp dir.
+[tool.pytest.ini_options]
+minversion = "8.0"
+"""
+
+INDEPENDENT = """\
+def test_adds():
+    assert 1 + 1 == 2
+
+
+def test_joins():
+    assert "-".join("ab") == "a-b"
+"""
+
+# Passes serially in file order only: the second test reads what the first one left behind.
+ORDER_DEPENDENT = """\
+SEEN = []
+
+
+def test_records():
+    SEEN.append("entry")
+
+
+def test_reads_what_the_other_test_recorded():
+    assert SEEN == ["entry"]
+"""
+
+
+def environ() -> dict[str, str]:
+    """The project's own environment: nothing of the one running this test."""
+    drop = {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "PYTHONPATH", "COVERAGE_FILE"}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in drop and not k.startswith(("PYTEST_", "COV_CORE_", "GATES_"))
+    }
+
+
+def run(root: Path, name: str) -> Run:
+    context = GateContext(root=root, run_dir=root / ".gates" / "runs" / name, environ=environ())
+    quiet = Console(file=StringIO(), width=200)
+    return cli.execute(root, console=quiet, context=context, keep_going=True)
+
+
+def outcomes(run: Run) -> dict[str, str]:
+    return {gate.key: result.outcome for gate, result in run.results}
+
+
+@pytest.fixture
+def project(make_repo: Callable[..., Path]) -> Path:
+    root = make_repo(
+        {"pyproject.toml": PYPROJECT, "tests/test_math.py": INDEPENDENT}, name="ledger"
+    )
+    subprocess.run(["uv", "lock", "--quiet"], cwd=root, env=environ(), check=True)
+    return root
+
+
+def test_init_run_status_and_rollback_in_a_foreign_project(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert init.main(root=project) == 0
+    said = capsys.readouterr().out
+    assert "test dirs ['tests']: directories named tests/test that hold test files" in said
+    assert "dependency group 'tests': it holds pytest" in said
+    assert "no noxfile.py: the unit gates run pytest through `uv run`" in said
+    assert "/.gates/" in (project / ".gitignore").read_text()
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "adopt gates")
+    green = git(project, "rev-parse", "HEAD").strip()
+
+    first = run(project, "first")
+    assert outcomes(first) == {
+        "deps/lock": "passed",
+        "deps/collect": "passed",
+        "unit/serial": "passed",
+        "unit/isolation": "passed",
+        "unit/speedup": "passed",
+    }, [(g.key, r.summary, r.key_output[-8:]) for g, r in first.results]
+    [speedup] = [r for g, r in first.results if g.key == "unit/speedup"]
+    assert speedup.summary.startswith("run serially"), speedup.summary  # 2 tiny tests
+
+    (project / "tests" / "test_order.py").write_text(ORDER_DEPENDENT)
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "an order-dependent test")
+    second = run(project, "second")
+    assert outcomes(second)["unit/serial"] == "passed"
+    assert outcomes(second)["unit/isolation"] == "failed"
+    [isolation] = [r for g, r in second.results if g.key == "unit/isolation"]
+    assert "test_reads_what_the_other_test_recorded" in "\n".join(isolation.key_output)
+    assert "unit/speedup" in outcomes(second)  # judged too: --keep-going
+
+    monkeypatch.chdir(project)
+    # Rollback re-syncs the project's environment: never the one running this test.
+    for name in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON"):
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["status"]) == 0
+    status = capsys.readouterr().out
+    assert f"last green commit {green[:12]}" in status.replace("\n", " ")
+
+    assert cli.main(["rollback"]) == 0
+    said = capsys.readouterr().out
+    assert f"Rolled back the whole tree to {green[:12]}" in said
+    assert not (project / "tests" / "test_order.py").exists()
+    assert "git" in said  # the command that brings the work back
