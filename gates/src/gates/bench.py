@@ -141,7 +141,7 @@ class BenchSettings:
         if not isinstance(copies, list) or not all(_relative(p) for p in copies):
             raise ConfigError(
                 "[tool.gates.bench] copy_to_baseline must be a list of paths relative to the "
-                'project root, e.g. [".hangar/images"]'
+                'project root, e.g. [".cache/images"]'
             )
         return cls(
             threshold,

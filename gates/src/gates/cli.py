@@ -1,7 +1,8 @@
 """The `gates` command: `gates run|status|rollback|upgrade|report|soak|calibrate|provision|init`.
 
 Each subcommand is a function here that returns an exit status; `main` parses the command line.
-Hangar's Invoke tasks call `main` with the same arguments, so both ways say the same things.
+A project's task runner (Invoke tasks, say) may call `main` with the same arguments, so both
+ways say the same things.
 """
 
 from __future__ import annotations
