@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from hangar.providers.base import MachineSpec, NotFoundError, Provider, ProviderError
-from hangar.providers.fake import FAULT_ACTIONS, FakeProvider, UnknownFaultActionError
+from hangar.providers.base import (
+    MachineSpec,
+    NotFoundError,
+    Provider,
+    ProviderError,
+    UnknownFaultActionError,
+)
+from hangar.providers.fake import FAULT_ACTIONS, FakeProvider
 
 pytestmark = pytest.mark.asyncio
 

@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from hangar.db.models import OperationStatus
+
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DNS_LABEL_RULE = (
     "must be a DNS label: 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
@@ -116,7 +118,7 @@ class OperationOut(Output):
     id: str
     machine_id: str
     kind: str
-    status: str
+    status: OperationStatus
     error: str | None
     created_at: UtcDateTime
     finished_at: UtcDateTime | None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Enum,
     ForeignKey,
     Integer,
     MetaData,
@@ -110,6 +112,20 @@ class Snapshot(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class OperationStatus(StrEnum):
+    """Where an operation is: `pending` until its work starts, `running` while the provider works,
+    then `succeeded` or `failed` for good. Stored and served as exactly these strings."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+def _values(enum: type[StrEnum]) -> list[str]:
+    return [member.value for member in enum]
+
+
 class Operation(Base):
     """A long action. `machine_id` is no foreign key: the record outlives a deleted machine."""
 
@@ -118,7 +134,11 @@ class Operation(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     machine_id: Mapped[str] = mapped_column(String(32), index=True)
     kind: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16))
+    # The column stays what migration 0001 made it (VARCHAR(16), no CHECK constraint) and holds
+    # the members' values, not their names; rows load as OperationStatus members.
+    status: Mapped[OperationStatus] = mapped_column(
+        Enum(OperationStatus, native_enum=False, length=16, values_callable=_values)
+    )
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -3,6 +3,8 @@
 Providers do side effects only: they never touch the database and never decide whether an action
 is allowed (that is the service's state machine). A provider that lacks a capability raises
 `UnsupportedError`; the service checks `capabilities` first so users get a clear 409/422 instead.
+What only some providers offer beyond the protocol is an optional interface (`DiskInventory`,
+`FaultInjection`) that the service finds with `isinstance`, never by importing a provider.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ class UnsupportedError(ProviderError):
 
 class NotFoundError(ProviderError):
     """The provider knows no such machine, disk or snapshot."""
+
+
+class UnknownFaultActionError(ValueError):
+    """A fault was requested for an action the provider cannot fail on demand."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,4 +135,21 @@ class DiskInventory(Protocol):
 
     async def disk_inventory(self) -> Mapping[str, Set[str]]:
         """Machine key -> the disk keys whose files exist, for every machine the provider has."""
+        ...
+
+
+@runtime_checkable
+class FaultInjection(Protocol):
+    """An optional addition to `Provider` for doubles that fail on demand, so tests (and a person
+    trying the web UI) can see every action fail the way a real provider's would. Real providers
+    do not offer it; the service lets the API reach it on any enabled provider that does."""
+
+    def inject_fault(self, action: str, message: str, times: int = 1) -> None:
+        """Make the next `times` calls of the protocol method named `action` raise
+        `ProviderError(message)`. `UnknownFaultActionError`, naming the actions that can fail, for
+        any other name; then no fault is armed."""
+        ...
+
+    def clear_faults(self) -> None:
+        """Disarm every injected fault; the next calls behave normally."""
         ...

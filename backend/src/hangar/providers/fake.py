@@ -18,6 +18,7 @@ from hangar.providers.base import (
     NotFoundError,
     ProviderError,
     Runtime,
+    UnknownFaultActionError,
 )
 
 FAKE_IMAGES = ("alpine-3.20", "debian-12", "ubuntu-24.04")
@@ -45,10 +46,6 @@ FAULT_ACTIONS = frozenset(
 CONSOLE_LINES_KEPT = 1000
 
 
-class UnknownFaultActionError(ValueError):
-    """A fault was requested for an action the fake provider does not have."""
-
-
 @dataclass
 class Fault:
     message: str
@@ -68,7 +65,7 @@ class FakeMachine:
 
 
 class FakeProvider:
-    """In-memory machines with latency and injectable faults."""
+    """In-memory machines with latency and injectable faults (`FaultInjection`)."""
 
     name = "fake"
     capabilities = frozenset(
@@ -86,15 +83,17 @@ class FakeProvider:
         self._machines: dict[str, FakeMachine] = {}
         self._faults: dict[str, Fault] = {}
 
-    # -- fault injection (not part of the protocol) --------------------------------------
+    # -- fault injection (the optional `FaultInjection` interface) ------------------------
     def inject_fault(self, action: str, message: str, times: int = 1) -> None:
-        """Make the next `times` calls of `action` raise ProviderError(message)."""
+        """Make the next `times` calls of `action` raise ProviderError(message); an action in
+        `FAULT_ACTIONS` only, else UnknownFaultActionError."""
         if action not in FAULT_ACTIONS:
             allowed = ", ".join(sorted(FAULT_ACTIONS))
             raise UnknownFaultActionError(f"unknown action {action!r}; one of: {allowed}")
         self._faults[action] = Fault(message=message, remaining=times)
 
     def clear_faults(self) -> None:
+        """Disarm every injected fault."""
         self._faults.clear()
 
     def faults(self) -> dict[str, Fault]:

@@ -9,7 +9,9 @@ What callers rely on:
   is not drift. A finding must hold in the database both before and after the providers were
   asked, so an operation that began and ended in between cannot produce one either.
 - A machine whose process is gone is marked `error` (message: when it was observed), from where a
-  start recovers it. Nothing else is changed: orphans and files are reported, never removed.
+  start recovers it. It is marked under the machine's lock, the one every operation holds
+  (`OperationRunner.holding`), so a mark and an operation never interleave. Nothing else is
+  changed: orphans and files are reported, never removed.
 - Each finding becomes one `observer` event when it first appears, not on every reconcile; one
   that went away and comes back is new again. This memory lives in the process: after a server
   restart, drift that is still there is reported once more.
@@ -178,6 +180,7 @@ class Observer:
     ) -> None:
         self._sessionmaker = sessionmaker
         self.machines = machines
+        self._runner = machines.runner
         self.last: Report | None = None
         self._reported: set[tuple[str, str, str, str]] = set()
         # The loop and the report endpoint may reconcile at once; one at a time keeps the
@@ -216,7 +219,7 @@ class Observer:
     async def _database(self) -> DatabaseView:
         async with self._sessionmaker() as session:
             machines = {
-                m.id: MachineRow(m.id, m.name, m.provider, m.state, self.machines.busy(m.id))
+                m.id: MachineRow(m.id, m.name, m.provider, m.state, self._runner.busy(m.id))
                 for m in await session.scalars(select(Machine))
             }
             disks: dict[str, dict[str, str]] = {}
@@ -246,11 +249,11 @@ class Observer:
         assert finding.machine_id is not None
         try:
             machine = await self.machines.get_machine(finding.machine_id)
-            async with self.machines.holding(machine):
+            async with self._runner.holding(machine):
                 runtime = await self.providers[finding.provider].runtime(finding.key)
                 if runtime is not None and runtime.running:
                     return False
-                async with self.machines.transaction() as tx:
+                async with self._runner.transaction() as tx:
                     row = await tx.session.get(Machine, finding.machine_id)
                     if row is None or row.state not in EXPECTS_PROCESS:
                         return False
@@ -266,7 +269,7 @@ class Observer:
         return True
 
     async def _publish(self, finding: Finding) -> None:
-        async with self.machines.transaction() as tx:
+        async with self._runner.transaction() as tx:
             tx.event(
                 None,
                 EVENT_KIND,

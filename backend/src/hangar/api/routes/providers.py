@@ -1,4 +1,6 @@
-"""Enabled providers, and fault injection into the fake provider (used by tests)."""
+"""Enabled providers, and fault injection into the fake provider (used by tests).
+
+The faults go through the service like every other action: the API never calls a provider."""
 
 from __future__ import annotations
 
@@ -18,9 +20,9 @@ async def list_providers(_: Reader, hangar: HangarDep) -> list[ProviderOut]:
 
 @router.post("/fake/faults", status_code=204)
 async def inject_fault(body: FaultIn, _: Admin, hangar: HangarDep) -> None:
-    hangar.machines.inject_fault(body.action, body.message, body.times)
+    hangar.machines.inject_fault(body.action, body.message, body.times, provider="fake")
 
 
 @router.delete("/fake/faults", status_code=204)
 async def clear_faults(_: Admin, hangar: HangarDep) -> None:
-    hangar.machines.clear_faults()
+    hangar.machines.clear_faults(provider="fake")
