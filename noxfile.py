@@ -35,6 +35,7 @@ SOURCES = [
     "conftest.py",
     "backend",
     "gates",
+    "testkit",
     "e2e",
     "integration",
     "bench",
@@ -114,9 +115,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=DEFAULT_PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """Static types: mypy --strict on the service and the gate engine."""
+    """Static types: mypy --strict on the service, the gate engine and the test kit."""
     sync(session, "typecheck")
-    session.run("mypy", "--strict", "backend/src", "gates/src", *session.posargs)
+    session.run("mypy", "--strict", "backend/src", "gates/src", "testkit/src", *session.posargs)
     # The gate engine supports Python 3.10 (projects adopting it may be older than Hangar).
     session.run("mypy", "--strict", "--python-version=3.10", "gates/src")
 

@@ -1,7 +1,7 @@
 """Fixtures of the benchmarks: an event loop shared by fixture and benchmark, the example service
-with the fake provider (no latency) on a fresh SQLite file, the real `qemu` provider of the
-integration tier's QEMU harness (`integration/qemu_harness.py`: run id, sweeper, watchdog,
-teardown, the cached `tiny` image), and `measure`, the one way a benchmark times its code.
+with the fake provider (no latency) on a fresh SQLite file, the real `qemu` provider of the shared
+QEMU harness (`testkit.qemu`: run id, sweeper, watchdog, teardown, the cached `tiny` image), and
+`measure`, the one way a benchmark times its code.
 
 `HANGAR_BENCH_SLOWDOWN="test_a=1.25,test_b=2"` makes the named benchmarks that many times slower
 (a busy wait after each call). It exists only so the gate's self-checks can prove a slowdown is
@@ -29,7 +29,7 @@ from hangar.api.context import Hangar
 from hangar.db import migrate
 from hangar.service import passwords
 from hangar.settings import Settings
-from integration.qemu_harness import qemu, run_dir, tiny_image, watchdog
+from testkit.qemu import qemu, run_dir, tiny_image, watchdog
 
 __all__ = ["qemu", "qemu_purpose", "run_dir", "tiny_image", "watchdog"]
 

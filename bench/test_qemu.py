@@ -1,8 +1,8 @@
 """Benchmarks of the real `qemu` provider: the `tiny` guest under the accelerator that
 `hangar.providers.qemu.accel` chose (TCG here; KVM only where a probe saw a guest boot with it).
 
-The machines come from the integration tier's QEMU harness (`integration/qemu_harness.py`, via
-the `qemu` fixture of bench/conftest.py): tagged with the run id, swept when a run was killed,
+The machines come from the shared QEMU harness (`testkit.qemu`, via the `qemu` fixture of
+bench/conftest.py): tagged with the run id, swept when a run was killed,
 deleted at the end, with a watchdog over a hung run. Whatever a round needs but does not time
 (creating a machine, checking the result, deleting) runs in `measure`'s per-round setup and
 teardown, and every teardown asserts that what was timed really happened.
@@ -23,7 +23,7 @@ import pytest
 from hangar.providers.base import Runtime
 from hangar.providers.qemu import monitor, qemu_img
 from hangar.providers.qemu.store import load_machine
-from integration.qemu_harness import Machine, QemuFixture
+from testkit.qemu import Machine, QemuFixture
 
 pytestmark = pytest.mark.timeout(300)
 

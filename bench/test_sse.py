@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from e2e.server import LiveServer, ServerStartError
+from testkit.runs import RUN_TAG
+from testkit.server import LiveServer, ServerStartError
 
 CLIENTS = 50
 ROUND_TIMEOUT_S = 30.0
@@ -31,7 +32,8 @@ Measure = Callable[..., Any]  # the `measure` fixture of conftest.py
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One backend process for the module, stopped by PID (also when the run is interrupted)."""
-    live = LiveServer(data_dir=tmp_path_factory.mktemp("sse-server"), fake_latency_s=0.0)
+    data_dir = tmp_path_factory.mktemp(f"{RUN_TAG}-sse")  # tagged: swept if the run is killed
+    live = LiveServer(data_dir=data_dir, fake_latency_s=0.0)
     atexit.register(live.stop)
     try:
         live.start()

@@ -8,11 +8,8 @@ test was doing. Traces, screenshots and videos are kept for failed tests only (i
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
-import re
 import shutil
-import signal
 import sys
 import tempfile
 import uuid
@@ -24,126 +21,60 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 from playwright.sync_api import Error as PlaywrightError
 
-from e2e.api import ApiClient
 from e2e.browser import CLOSED_NETWORK_FLAGS, choose_executable
 from e2e.guards import PageGuard
 from e2e.pages.login import LoginPage
 from e2e.pages.shell import AppShell
-from e2e.server import LiveServer, ServerStartError, User
-from hangar.providers.qemu import process
+from testkit import runs
+from testkit.ci import skip_or_fail
+from testkit.client import ApiClient
+from testkit.qemu import tiny_image
+from testkit.server import LiveServer, ServerStartError, User
 
-# Whatever a run leaves outside pytest's temp dir carries its tag `hangar-test-<run id>`, the
-# shape integration/qemu_harness.py gives its own: the run id starts with the pid of the pytest
-# process (each xdist worker's own), which is how a sweeper tells a live run from a killed one.
-TEST_PREFIX = "hangar-test-"
-RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
-RUN_TAG = f"{TEST_PREFIX}{RUN_ID}"
-# A name that is a run's tag: `hangar-test-<pid>-<6 hex>`, alone or followed by `-…`. Nothing
-# else is ever swept, whatever its name starts with.
-TAGGED = re.compile(rf"{TEST_PREFIX}\d+-[0-9a-f]{{6}}(-|$)")
-# QEMU's monitor socket path must stay under 108 bytes: the QEMU flow's data dirs live in /tmp.
-QEMU_ROOT = Path("/tmp")
-TEMP_ROOTS = tuple(dict.fromkeys((Path(tempfile.gettempdir()), QEMU_ROOT)))
+__all__ = ["qemu_purpose", "tiny_image"]  # the QEMU flow's image, from the shared harness
+
 EXPECT_TIMEOUT_MS = 10_000
 VIDEO_OFF_BECAUSE = pytest.StashKey[str]()  # two browsers and two servers share 2 cores under xdist
 
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
-def is_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip with the reason on a person's machine; fail under CI=true (CI never hides a tier)."""
-    if is_ci():
-        pytest.fail(f"{reason} (CI=true: a missing tool fails the tier)", pytrace=False)
-    pytest.skip(reason)
-
-
-# ---------------------------------------------------------------------------------- sweeper
-def _owner_alive(run_id: str) -> bool:
-    """Whether the pytest process that owns `run_id` (its leading pid) still runs."""
-    pid = run_id.split("-", 1)[0]
-    if not pid.isdigit():
-        return False
-    argv = process.read_cmdline(int(pid))
-    return argv is not None and any("pytest" in part or "python" in part for part in argv)
-
-
-def _run_dir_of(path: Path, roots: tuple[Path, ...] | None) -> Path | None:
-    """The tagged dir (`hangar-test-<run id>...`, right in one of `roots`, or anywhere when
-    `roots` is None) that is or holds `path`, if any."""
-    for candidate in (path, *path.parents):
-        if TAGGED.match(candidate.name) and (roots is None or candidate.parent in roots):
-            return candidate
-    return None
-
-
-def _data_dir_of(pid: int) -> Path | None:
-    """HANGAR_DATA_DIR of a process (a hangar server or a VM it launched), if we may read it."""
-    try:
-        environ = (process.PROC / str(pid) / "environ").read_bytes()
-    except OSError:
-        return None
-    for entry in environ.split(b"\0"):
-        if entry.startswith(b"HANGAR_DATA_DIR="):
-            return Path(entry.split(b"=", 1)[1].decode(errors="replace"))
-    return None
-
-
-def sweep_dead_runs(roots: tuple[Path, ...] = TEMP_ROOTS) -> list[str]:
-    """Remove what killed runs left behind: their QEMU VMs (by their pidfile in a tagged dir in
-    `roots`: the service keys machines by its own ids), their servers (by the tagged data dir in
-    their environment, also the fake-only ones in pytest's temp dir), then their tagged dirs in
-    `roots` (pytest rotates its own temp dirs). Returns what went. A run whose pytest process is
-    alive (this one, a sibling xdist worker, a concurrent run) is never touched."""
-    verdicts: dict[Path, bool] = {}
-
-    def of_a_dead_run(path: Path | None, anywhere: bool = False) -> bool:
-        run_dir = _run_dir_of(path, None if anywhere else roots) if path is not None else None
-        if run_dir is None:
-            return False
-        if run_dir not in verdicts:
-            verdicts[run_dir] = not _owner_alive(run_dir.name[len(TEST_PREFIX) :])
-        return verdicts[run_dir]
-
-    removed: list[str] = []
-    killed: set[int] = set()
-
-    def kill(pid: int, what: str) -> None:
-        if pid in killed or pid == os.getpid():
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        killed.add(pid)
-        removed.append(f"{what} pid {pid}")
-
-    for qemu in process.scan():
-        if of_a_dead_run(qemu.pidfile):
-            kill(qemu.pid, f"QEMU {qemu.key}")
-    for entry in process.PROC.iterdir():
-        if entry.name.isdigit() and of_a_dead_run(_data_dir_of(int(entry.name)), anywhere=True):
-            kill(int(entry.name), "server")
-    for root in roots:
-        for stale in sorted(root.glob(f"{TEST_PREFIX}*")):
-            if stale.is_dir() and not stale.is_symlink() and of_a_dead_run(stale):
-                shutil.rmtree(stale, ignore_errors=True)
-                removed.append(str(stale))
-    return removed
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Sweep what killed runs left behind, once per run (in the xdist controller, if any)."""
     if hasattr(session.config, "workerinput"):
         return
-    swept = sweep_dead_runs()
+    swept = runs.sweep_once()
     if swept:
-        sys.stderr.write(f"\ne2e: swept leftovers of killed runs: {swept}\n")
+        sys.stderr.write(f"\ne2e: swept leftovers of killed runs: {list(swept)}\n")
+
+
+def _browser_profiles_in_a_tagged_dir(config: pytest.Config) -> None:
+    """Playwright's driver makes Chromium's profile dirs in its TMPDIR: give it a dir with the
+    run's tag, so a killed run's browser and profiles are swept; removed when pytest ends.
+
+    Only where browsers run (an xdist worker, or a run without workers): workers inherit the
+    controller's environment. The dir is short, right in /tmp: Chromium's singleton socket lives
+    in it, and a socket path must stay under 108 bytes."""
+    if not hasattr(config, "workerinput") and getattr(config.option, "numprocesses", None):
+        return
+    tempfile.gettempdir()  # Python's own temp dir (pytest's tmp_path) stays where it was
+    profiles = runs.new_dir("br", runs.SOCKET_ROOT)
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(profiles)
+
+    def restore() -> None:
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
+        shutil.rmtree(profiles, ignore_errors=True)
+
+    config.add_cleanup(restore)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Keep traces, screenshots and videos for failed tests only, unless told otherwise."""
+    _browser_profiles_in_a_tagged_dir(config)
     option = config.option
     if getattr(option, "tracing", None) == "off":
         option.tracing = "retain-on-failure"
@@ -184,7 +115,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[LiveServer]:
     """One backend per xdist worker, with its own data dir and seeded users; stopped by PID."""
-    server = LiveServer(data_dir=tmp_path_factory.mktemp(f"{RUN_TAG}-{worker_id}"))
+    server = LiveServer(data_dir=tmp_path_factory.mktemp(f"{runs.RUN_TAG}-{worker_id}"))
     atexit.register(server.stop)  # even when the session is interrupted
     try:
         server.start()
@@ -206,23 +137,20 @@ def admin(live_server: LiveServer) -> User:
 
 @pytest.fixture(scope="session")
 def viewer(live_server: LiveServer) -> User:
+    assert live_server.viewer is not None
     return live_server.viewer
 
 
 @pytest.fixture(scope="session")
 def api(live_server: LiveServer) -> Iterator[ApiClient]:
     """The admin's API client, for arranging and checking state around browser steps."""
-    with ApiClient(
-        live_server.url, live_server.admin.username, live_server.admin.password
-    ) as client:
+    with live_server.client() as client:
         yield client
 
 
 @pytest.fixture(scope="session")
-def viewer_api(live_server: LiveServer) -> Iterator[ApiClient]:
-    with ApiClient(
-        live_server.url, live_server.viewer.username, live_server.viewer.password
-    ) as client:
+def viewer_api(live_server: LiveServer, viewer: User) -> Iterator[ApiClient]:
+    with live_server.client(viewer) as client:
         yield client
 
 
@@ -242,6 +170,12 @@ def names(api: ApiClient) -> Iterator[MachineNames]:
     yield made
     api.clear_faults()
     api.delete_machines(made.prefix)
+
+
+@pytest.fixture(scope="session")
+def qemu_purpose() -> str:
+    """How the shared QEMU harness names the QEMU flow in a skip or a failure."""
+    return "the QEMU flow needs QEMU"
 
 
 # ---------------------------------------------------------------------------------- browser

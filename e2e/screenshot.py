@@ -13,12 +13,13 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-from e2e.api import ApiClient
 from e2e.browser import CLOSED_NETWORK_FLAGS, choose_executable
 from e2e.pages.dashboard import DashboardPage
 from e2e.pages.login import LoginPage
 from e2e.pages.shell import AppShell
-from e2e.server import LiveServer
+from testkit.client import ApiClient
+from testkit.runs import RUN_TAG
+from testkit.server import LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "docs" / "img" / "dashboard.png"
@@ -38,10 +39,10 @@ def seed(api: ApiClient) -> None:
 
 
 def take(out: Path) -> Path:
-    with tempfile.TemporaryDirectory(prefix="hangar-screenshot-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=f"{RUN_TAG}-screenshot") as scratch:
         server = LiveServer(data_dir=Path(scratch) / "data", fake_latency_s=0.05).start()
         try:
-            with ApiClient(server.url, server.admin.username, server.admin.password) as api:
+            with server.client() as api:
                 seed(api)
             with sync_playwright() as playwright:
                 executable, missing = choose_executable(playwright)

@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 from e2e.conftest import OpenApp
 from e2e.pages.login import LoginPage
 from e2e.pages.shell import AppShell
-from e2e.server import User
+from testkit.server import User
 
 
 def test_sign_in_shows_the_user_and_sign_out_returns_to_login(anon_page: Page, admin: User) -> None:

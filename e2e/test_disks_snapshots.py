@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from e2e.api import ApiClient
 from e2e.conftest import MachineNames
 from e2e.pages.machine import MachineDetailPage
+from testkit.client import ApiClient
 
 
 def test_disk_attach_and_detach(admin_page: Page, api: ApiClient, names: MachineNames) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from e2e.api import ApiClient
 from e2e.conftest import MachineNames
 from e2e.pages.machine import MachineDetailPage
 from e2e.pages.machines import MachinesPage
 from e2e.pages.shell import AppShell
+from testkit.client import ApiClient
 
 LIVE_WITHIN_MS = 2_000
 

@@ -7,11 +7,11 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from e2e.api import ApiClient
 from e2e.conftest import MachineNames
 from e2e.pages.machine import MachineDetailPage
 from e2e.pages.machines import MachinesPage
 from e2e.pages.shell import VIEWS, AppShell
+from testkit.client import ApiClient
 
 
 @pytest.mark.parametrize("source", list(VIEWS))

@@ -41,8 +41,9 @@ gates = [{ name = "lock", run = ["true"] }]
 [[tool.gates.phases]]
 name = "unit"
 gates = [
-  { name = "serial", run = ["true"] },
-  { name = "speedup", check = "speedup", dirs = ["tests"] },
+  { name = "serial", run = ["true"], junit = true },
+  { name = "isolation", run = ["true"], junit = true },
+  { name = "speedup", check = "speedup" },
 ]
 
 [[tool.gates.phases]]

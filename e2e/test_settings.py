@@ -6,7 +6,7 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from e2e.pages.settings import SettingsPage
-from e2e.server import User
+from testkit.server import User
 
 
 def test_token_is_shown_once_works_and_can_be_revoked(admin_page: Page, base_url: str) -> None:

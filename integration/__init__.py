@@ -1,2 +1,2 @@
-"""Integration tests against real QEMU, PostgreSQL and cloud APIs; a package so that the QEMU
-benchmarks of bench/ can import its harness (`integration.qemu_harness`)."""
+"""Integration tests against real QEMU, PostgreSQL and cloud APIs; shared test code (the QEMU
+harness among it) lives in the `testkit` package, never here."""

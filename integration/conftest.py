@@ -1,16 +1,20 @@
-"""Integration tier: real QEMU machines through the `qemu` provider.
+"""Integration tier: real QEMU machines through the `qemu` provider, a real PostgreSQL.
 
-The QEMU harness — run id, sweeper, watchdog, teardown, the `tiny` image and the `qemu`
-provider fixture — lives in `integration/qemu_harness.py`, shared with the QEMU benchmarks of
-`bench/`; its guarantees are described there. This tier arms the watchdog for the whole session,
-so it also ends a run that hangs outside the QEMU tests.
+The QEMU harness — run id, watchdog, teardown, the `tiny` image and the `qemu` provider fixture —
+is `testkit.qemu`, shared with the QEMU benchmarks of `bench/` and the e2e tier's QEMU flow; its
+guarantees are described there. The session starts by sweeping what killed runs left behind
+(`testkit.runs.sweep`: VMs, servers, PostgreSQL clusters, dirs — never a live run's). This tier
+arms the watchdog for the whole session, so it also ends a run that hangs outside the QEMU tests.
 """
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from integration.qemu_harness import (
+from testkit import runs
+from testkit.qemu import (
     Watchdog,
     accelerator,
     qemu,
@@ -21,6 +25,13 @@ from integration.qemu_harness import (
 )
 
 __all__ = ["accelerator", "qemu", "qemu_purpose", "run_dir", "run_id", "tiny_image", "watchdog"]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Sweep what killed runs left behind, before anything of this run exists."""
+    swept = runs.sweep_once()
+    if swept:
+        sys.stderr.write(f"\nintegration: swept leftovers of killed runs: {list(swept)}\n")
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,8 @@
 
 The cluster lives in a temp dir named with the run id, listens only on 127.0.0.1 at a free port,
 trusts local connections, and is stopped and deleted at the end of the session even when tests
-fail. A cluster left behind by a killed run is stopped and removed by the next run's sweep.
+fail. Its dir carries the run's tag (`hangar-test-<run id>-pg…`, `testkit.runs`), so a cluster
+left behind by a killed run is stopped and removed by the next run's sweep, never a live run's.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,9 +22,8 @@ from pathlib import Path
 
 import pytest
 
-PREFIX = "hangar-it-pg-"
-# The pid of this pytest process leads, so a sweeper can tell a killed run from a live one.
-RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+from testkit import runs
+
 START_TIMEOUT_S = 60
 
 
@@ -96,35 +95,12 @@ def _stop_cluster(pg_ctl: str, data_dir: Path) -> None:
     shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
-def _owner_alive(name: str) -> bool:
-    """Whether the pytest process whose pid leads the run id in `name` still runs. A name
-    without a pid (older runs) counts as dead: no live run makes one."""
-    pid = name.removeprefix(PREFIX).split("-", 1)[0]
-    if not pid.isdigit():
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"python" in cmdline or b"pytest" in cmdline
-
-
-def _sweep(pg_ctl: str, temp_dir: Path | None = None) -> list[Path]:
-    """Stop and remove the clusters of earlier runs that were killed; never a live run's."""
-    swept = []
-    for stale in sorted(Path(temp_dir or tempfile.gettempdir()).glob(f"{PREFIX}*")):
-        if stale.is_dir() and not _owner_alive(stale.name):
-            _stop_cluster(pg_ctl, stale / "data")
-            swept.append(stale)
-    return swept
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A running PostgreSQL server for this test session."""
     initdb, pg_ctl = _tool("initdb"), _tool("pg_ctl")
-    _sweep(pg_ctl)
-    base = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{RUN_ID}-"))
+    runs.sweep_once()  # a killed run's cluster (the tier's session start has swept already)
+    base = runs.new_dir("pg")
     data_dir = base / "data"
     runner = _runner()
     if runner:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
-import pytest_asyncio
-from fastapi import FastAPI
 from sqlalchemy import make_url
 
 from hangar.api.app import create_app
 from hangar.db import migrate
 from hangar.settings import Settings
+from testkit.client import ApiClient, in_process
+from testkit.loop import LoopThread
 
 ADMIN_PASSWORD = "postgres-admin-password"
 
@@ -43,8 +41,9 @@ def test_migrations_upgrade_and_downgrade(postgres_database: str) -> None:
     assert migrate.current_revision_sync(postgres_database) == migrate.head_revision()
 
 
-@pytest_asyncio.fixture
-async def app(postgres_database: str, tmp_path: Path) -> AsyncIterator[FastAPI]:
+@pytest.fixture
+def admin(postgres_database: str, tmp_path: Path) -> Iterator[ApiClient]:
+    """The service on the test's database, in this process, spoken to as the admin."""
     migrate.upgrade(postgres_database)
     settings = Settings.model_validate(
         {
@@ -56,39 +55,21 @@ async def app(postgres_database: str, tmp_path: Path) -> AsyncIterator[FastAPI]:
             "admin_password": ADMIN_PASSWORD,
         }
     )
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        yield application
+    loop = LoopThread("postgres-it-loop")
+    try:
+        with in_process(create_app(settings), loop) as http:
+            yield ApiClient(http, "admin", ADMIN_PASSWORD)
+    finally:
+        loop.close()
 
 
-@pytest_asyncio.fixture
-async def admin(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://hangar.test") as client:
-        response = await client.post(
-            "/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
-        )
-        assert response.status_code == 200, response.text
-        client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
-        yield client
-
-
-async def wait_for_operation(client: httpx.AsyncClient, operation_id: str) -> dict[str, object]:
-    """Poll one operation until it finishes (bounded by the test timeout)."""
-    while True:
-        operation = (await client.get(f"/api/v1/operations/{operation_id}")).json()
-        if operation["status"] in {"succeeded", "failed"}:
-            return dict(operation)
-        await asyncio.sleep(0.05)
-
-
-@pytest.mark.asyncio
-async def test_machine_lifecycle_on_postgres(admin: httpx.AsyncClient) -> None:
-    ready = await admin.get("/ready")
+def test_machine_lifecycle_on_postgres(admin: ApiClient) -> None:
+    ready = admin.http.request("GET", "/ready")
     assert ready.status_code == 200, ready.text
 
-    created = await admin.post(
-        "/api/v1/machines",
+    created = admin.call(
+        "POST",
+        "/machines",
         json={
             "name": "pg-web-1",
             "provider": "fake",
@@ -99,31 +80,26 @@ async def test_machine_lifecycle_on_postgres(admin: httpx.AsyncClient) -> None:
     )
     assert created.status_code == 202, created.text
     machine_id = created.json()["machine"]["id"]
-    operation = await wait_for_operation(admin, created.json()["operation"]["id"])
+    operation = admin.wait(created.json()["operation"])
     assert operation["status"] == "succeeded", operation
-    assert (await admin.get(f"/api/v1/machines/{machine_id}")).json()["state"] == "running"
+    assert admin.machine(machine_id)["state"] == "running"
 
-    stopped = await admin.post(f"/api/v1/machines/{machine_id}/stop")
-    assert (await wait_for_operation(admin, stopped.json()["operation"]["id"]))["status"] == (
-        "succeeded"
-    )
+    stopped = admin.call("POST", f"/machines/{machine_id}/stop")
+    assert admin.wait(stopped.json()["operation"])["status"] == "succeeded"
 
-    log = (await admin.get("/api/v1/events/log", params={"machine_id": machine_id})).json()
+    log = admin.ok("GET", "/events/log", params={"machine_id": machine_id})
     ids = [event["id"] for event in log]
     assert ids == sorted(ids, reverse=True), "events come newest first with increasing ids"
     states = [event["state"] for event in reversed(log) if event["kind"] == "state"]
     assert states[-1] == "stopped"
     assert "running" in states
 
-    deleted = await admin.delete(f"/api/v1/machines/{machine_id}")
-    assert (await wait_for_operation(admin, deleted.json()["operation"]["id"]))["status"] == (
-        "succeeded"
-    )
-    assert (await admin.get(f"/api/v1/machines/{machine_id}")).status_code == 404
+    deleted = admin.call("DELETE", f"/machines/{machine_id}")
+    assert admin.wait(deleted.json()["operation"])["status"] == "succeeded"
+    assert admin.call("GET", f"/machines/{machine_id}").status_code == 404
 
 
-@pytest.mark.asyncio
-async def test_duplicate_name_is_a_conflict_on_postgres(admin: httpx.AsyncClient) -> None:
+def test_duplicate_name_is_a_conflict_on_postgres(admin: ApiClient) -> None:
     body = {
         "name": "pg-dup",
         "provider": "fake",
@@ -132,8 +108,8 @@ async def test_duplicate_name_is_a_conflict_on_postgres(admin: httpx.AsyncClient
         "memory_mb": 128,
         "start": False,
     }
-    first = await admin.post("/api/v1/machines", json=body)
+    first = admin.call("POST", "/machines", json=body)
     assert first.status_code == 202, first.text
-    second = await admin.post("/api/v1/machines", json=body)
+    second = admin.call("POST", "/machines", json=body)
     assert second.status_code == 409
     assert second.json()["error"]["code"] == "conflict"

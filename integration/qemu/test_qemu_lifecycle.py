@@ -13,17 +13,18 @@ from hangar.images.registry import Image, ImageKind, Registry
 from hangar.providers.base import MachineSpec, ProviderError
 from hangar.providers.qemu import process
 from hangar.providers.qemu.errors import InvalidConfigError, LaunchError
+from testkit.runs import wait_ended
+from testkit.waiting import WaitTimeoutError
 
 pytestmark = pytest.mark.timeout(240)
 
 
 def _gone(pid: int, within: float = 10.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if process.read_cmdline(pid) is None:
-            return True
-        time.sleep(0.05)
-    return False
+    try:
+        wait_ended(pid, within)
+    except WaitTimeoutError:
+        return False
+    return True
 
 
 def _processes_of(key: str) -> list[int]:

@@ -10,46 +10,42 @@ teardown also cover every VM it starts. One VM is booted for the module and reus
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import time
 import urllib.request
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 from fastapi import FastAPI
 
 from hangar.api.app import create_app
 from hangar.api.context import Hangar
 from hangar.db import migrate
-from hangar.images import tiny
-from hangar.images.registry import Registry
 from hangar.providers.base import MachineSpec
 from hangar.providers.qemu import QemuProvider, process, qemu_img
 from hangar.settings import Settings
+from testkit.client import ApiClient, in_process
+from testkit.loop import LoopThread
+from testkit.qemu import QemuFixture, seed_data_dir
+from testkit.runs import wait_ended
 
 pytestmark = pytest.mark.timeout(300)
 
 T = TypeVar("T")
 ADMIN_PASSWORD = "admin-password-it"
-STATE_TIMEOUT_S = 180.0
 
 
-class Service:
+class Service(ApiClient):
     """The hangar app on the tier's loop thread, spoken to over HTTP as an admin."""
 
-    def __init__(self, loop: Any, app: FastAPI) -> None:
+    def __init__(self, http: Any, loop: LoopThread, app: FastAPI) -> None:
+        super().__init__(http, "admin", ADMIN_PASSWORD)
         self.loop = loop
         self.app = app
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://hangar.test", timeout=30
-        )
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 300.0) -> T:
-        result: T = self.loop.run(coro, timeout)
-        return result
+        return self.loop.run(coro, timeout)
 
     @property
     def hangar(self) -> Hangar:
@@ -62,27 +58,9 @@ class Service:
         assert isinstance(provider, QemuProvider)
         return provider
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self.run(self.client.request(method, path, **kwargs))
-
-    def log_in(self) -> None:
-        answer = self.request(
-            "POST", "/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
-        )
-        assert answer.status_code == 200, answer.text
-        self.client.headers["X-CSRF-Token"] = answer.json()["csrf_token"]
-
     def report(self) -> list[dict[str, Any]]:
-        answer = self.request("GET", "/api/v1/observer/report")
-        assert answer.status_code == 200, answer.text
-        findings: list[dict[str, Any]] = answer.json()["findings"]
+        findings: list[dict[str, Any]] = self.ok("GET", "/observer/report")["findings"]
         return findings
-
-    def machine(self, machine_id: str) -> dict[str, Any]:
-        answer = self.request("GET", f"/api/v1/machines/{machine_id}")
-        assert answer.status_code == 200, answer.text
-        machine: dict[str, Any] = answer.json()
-        return machine
 
     def create(self, name: str, *, start: bool) -> dict[str, Any]:
         body = {
@@ -93,33 +71,15 @@ class Service:
             "memory_mb": 256,
             "start": start,
         }
-        answer = self.request("POST", "/api/v1/machines", json=body)
+        answer = self.call("POST", "/machines", json=body)
         assert answer.status_code == 202, answer.text
         machine_id: str = answer.json()["machine"]["id"]
         return self.wait_for_state(machine_id, "running" if start else "stopped")
 
-    def act(self, machine_id: str, action: str, **kwargs: Any) -> None:
-        answer = self.request("POST", f"/api/v1/machines/{machine_id}/{action}", **kwargs)
-        assert answer.status_code == 202, answer.text
-
-    def wait_for_state(
-        self, machine_id: str, state: str, *, timeout: float = STATE_TIMEOUT_S
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            machine = self.machine(machine_id)
-            if machine["state"] == state:
-                return machine
-            if state != "error":
-                assert machine["state"] != "error", f"machine failed: {machine['error']}"
-            assert time.monotonic() < deadline, f"still {machine['state']} after {timeout}s"
-            time.sleep(0.2)
-
     def observer_events(self, machine_id: str | None = None) -> list[str]:
         params = {"limit": 500, **({"machine_id": machine_id} if machine_id else {})}
-        answer = self.request("GET", "/api/v1/events/log", params=params)
-        assert answer.status_code == 200, answer.text
-        return [e["message"] for e in answer.json() if e["kind"] == "observer"]
+        log = self.ok("GET", "/events/log", params=params)
+        return [e["message"] for e in log if e["kind"] == "observer"]
 
     def pid(self, machine_id: str) -> int:
         runtime = self.run(self.provider.runtime(machine_id))
@@ -131,10 +91,7 @@ class Service:
 
 def kill_9(pid: int, within: float = 10.0) -> None:
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + within
-    while process.read_cmdline(pid) is not None:
-        assert time.monotonic() < deadline, f"pid {pid} survived SIGKILL"
-        time.sleep(0.05)
+    wait_ended(pid, within)
 
 
 def of_kind(findings: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -142,13 +99,8 @@ def of_kind(findings: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def service(qemu: Any) -> Iterator[Service]:
-    data_dir = qemu.provider.data_dir.parent / "observer"
-    (data_dir / "qemu").mkdir(parents=True)
-    Registry(data_dir).save(Registry(qemu.provider.data_dir).get(tiny.NAME))
-    verdict = qemu.provider.data_dir / "qemu" / "accelerator.json"
-    if verdict.exists():
-        shutil.copy(verdict, data_dir / "qemu" / "accelerator.json")
+def service(qemu: QemuFixture, tiny_image: Path) -> Iterator[Service]:
+    data_dir = seed_data_dir(qemu.provider.data_dir.parent / "observer", tiny_image)
     settings = Settings(
         data_dir=data_dir,
         providers=["qemu"],
@@ -159,19 +111,13 @@ def service(qemu: Any) -> Iterator[Service]:
     )
     migrate.upgrade(settings.database_url)
     app = create_app(settings)
-    lifespan = app.router.lifespan_context(app)
-    qemu.loop.run(lifespan.__aenter__(), 60)
-    api = Service(qemu.loop, app)
-    try:
-        api.log_in()
-        yield api
-    finally:
+    with in_process(app, qemu.loop) as http:
+        api = Service(http, qemu.loop, app)
         try:
+            yield api
+        finally:
             for runtime in api.run(api.provider.inventory(), 60):
                 api.run(api.provider.delete(runtime.key), 60)
-        finally:
-            api.run(api.client.aclose(), 30)
-            qemu.loop.run(lifespan.__aexit__(None, None, None), 60)
 
 
 @pytest.fixture(scope="module")
@@ -264,8 +210,8 @@ def test_an_orphan_qemu_tagged_by_hangar_is_reported_and_left_running(
 
 def test_disk_files_missing_or_without_a_row_are_reported(service: Service, run_id: str) -> None:
     machine = service.create(f"obs-disks-{run_id}", start=False)
-    answer = service.request(
-        "POST", f"/api/v1/machines/{machine['id']}/disks", json={"name": "data", "size_mb": 8}
+    answer = service.call(
+        "POST", f"/machines/{machine['id']}/disks", json={"name": "data", "size_mb": 8}
     )
     assert answer.status_code == 202, answer.text
     disk_id = answer.json()["disk"]["id"]
@@ -292,8 +238,8 @@ def test_disk_files_missing_or_without_a_row_are_reported(service: Service, run_
     assert len(service.observer_events(machine["id"])) == 2  # no new event for the same drift
     assert service.machine(machine["id"])["state"] == "stopped"
 
-    answer = service.request("DELETE", f"/api/v1/machines/{machine['id']}")
+    answer = service.call("DELETE", f"/machines/{machine['id']}")
     assert answer.status_code == 202, answer.text
     service.run(service.hangar.machines.wait_idle(60))
-    assert service.request("GET", f"/api/v1/machines/{machine['id']}").status_code == 404
+    assert service.call("GET", f"/machines/{machine['id']}").status_code == 404
     assert not paths.directory.exists()

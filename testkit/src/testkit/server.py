@@ -1,27 +1,40 @@
-"""A live hangar backend in a subprocess: its own port, data dir and seeded users.
+"""A live hangar backend in a subprocess: `hangar serve` on a port of its own, its own data dir,
+seeded users.
 
-`LiveServer.start()` returns once `/ready` answers 200 and the users exist; a server that does not
-come up raises `ServerStartError` carrying the command line and the tail of its log. `stop()` ends
-the process group it started (by PID: TERM, then KILL after a grace period) and always returns.
+`LiveServer.start()` runs the server on port 0 (the kernel picks a free port, so two servers never
+race for one; the port is read back from the server's log) and returns once `/ready` answers 200
+and the users exist. A server that does not come up raises `ServerStartError` carrying the command
+line and the tail of its log. `stop()` ends the process group it started (by PID: TERM, then KILL
+after a grace period) and always returns; `start()` again serves the same data dir (on a new port).
+
+The data dir must carry the run's tag (`testkit.runs`): the sweeper finds a killed run's server by
+the `HANGAR_DATA_DIR` in its environment.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from testkit import runs
+from testkit.client import ApiClient
+from testkit.waiting import NotYet, WaitTimeoutError, retry
+
+__all__ = ["LiveServer", "ServerStartError", "User", "hangar_command"]
+
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 10.0
 LOG_TAIL_LINES = 40
+# uvicorn's line once it listens; with port 0 it names the port the kernel chose.
+LISTENING = re.compile(rb"Uvicorn running on http://[^\s:]+:(\d+)")
 
 
 class ServerStartError(RuntimeError):
@@ -33,13 +46,6 @@ class User:
     username: str
     password: str
     role: str
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago (the server binds it right after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def hangar_command() -> list[str]:
@@ -55,16 +61,28 @@ def hangar_command() -> list[str]:
 
 @dataclass
 class LiveServer:
-    """One backend process. `run_id` goes into the data dir name so leftovers can be swept."""
+    """One backend process on `data_dir` (which carries the run's tag). `viewer=None` seeds no
+    viewer; `extra_env` is added to the server's environment (HANGAR_* of the caller are not)."""
 
     data_dir: Path
     providers: str = "fake"
     admin: User = field(default_factory=lambda: User("admin", "admin-password-e2e", "admin"))
-    viewer: User = field(default_factory=lambda: User("viewer", "viewer-password-e2e", "viewer"))
+    viewer: User | None = field(
+        default_factory=lambda: User("viewer", "viewer-password-e2e", "viewer")
+    )
     fake_latency_s: float = 0.5  # the product's default: transient states stay visible
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    seeded: bool = False  # the viewer exists in the data dir (a restart does not seed again)
+
+    def __post_init__(self) -> None:
+        if runs.tagged_dir_of(self.data_dir, None) is None:
+            raise ValueError(
+                f"a live server's data dir must lie in a dir named with the run's tag "
+                f"({runs.RUN_TAG}…), so the sweeper can find it if the run is killed; "
+                f"got {self.data_dir}"
+            )
 
     @property
     def url(self) -> str:
@@ -91,30 +109,30 @@ class LiveServer:
         return env
 
     def command(self) -> list[str]:
-        return [*hangar_command(), "serve", "--migrate", "--port", str(self.port)]
+        return [*hangar_command(), "serve", "--migrate", "--port", "0"]
 
-    def start(self, attempts: int = 3) -> LiveServer:
-        """Start the backend and seed the viewer; retries on a port taken in between."""
+    def start(self) -> LiveServer:
+        """Start the backend, wait until it is ready, seed the viewer (once per data dir)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        last: ServerStartError | None = None
-        for _ in range(attempts):
-            self.port = free_port()
-            try:
-                self._spawn()
-                self._wait_ready()
-                self._seed_viewer()
-                return self
-            except ServerStartError as error:
-                self.stop()
-                last = error
-                if "address already in use" not in str(error).lower():
-                    break
-        assert last is not None
-        raise last
+        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        try:
+            self._spawn()
+            self._wait_ready(log_start)
+            if self.viewer is not None and not self.seeded:
+                self._seed(self.viewer)
+                self.seeded = True
+        except ServerStartError:
+            self.stop()
+            raise
+        return self
+
+    def client(self, user: User | None = None) -> ApiClient:
+        """An API client signed in as `user` (the admin by default); close it (or use `with`)."""
+        user = user or self.admin
+        return ApiClient.connect(self.url, user.username, user.password)
 
     def _spawn(self) -> None:
-        log = self.log_path.open("ab")
-        try:
+        with self.log_path.open("ab") as log:
             # A new session makes the server its own process group, so stop() reaches its children.
             self.process = subprocess.Popen(
                 self.command(),
@@ -124,35 +142,41 @@ class LiveServer:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        finally:
-            log.close()
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        last = "no answer yet"
-        while time.monotonic() < deadline:
+    def _wait_ready(self, log_start: int) -> None:
+        def ready() -> None:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise self._start_error(f"the server exited with status {self.process.returncode}")
+            if not self.port:
+                with self.log_path.open("rb") as log:
+                    log.seek(log_start)
+                    listening = LISTENING.search(log.read())
+                if listening is None:
+                    raise NotYet("no 'Uvicorn running on' line in its log yet")
+                self.port = int(listening.group(1))
             try:
                 answer = httpx.get(f"{self.url}/ready", timeout=2.0)
-                if answer.status_code == 200:
-                    return
-                last = f"/ready answered {answer.status_code}: {answer.text[:200]}"
             except httpx.HTTPError as error:
-                last = f"/ready: {error!r}"
-            time.sleep(0.1)
-        raise self._start_error(f"not ready after {READY_TIMEOUT_S:.0f} s ({last})")
+                raise NotYet(f"/ready: {error!r}") from error
+            if answer.status_code != 200:
+                raise NotYet(f"/ready answered {answer.status_code}: {answer.text[:200]}")
 
-    def _seed_viewer(self) -> None:
-        argv = [*hangar_command(), "create-user", self.viewer.username, "--role", self.viewer.role]
-        argv += ["--password", self.viewer.password]
+        self.port = 0
+        try:
+            retry(ready, what="the server to be ready", timeout=READY_TIMEOUT_S)
+        except WaitTimeoutError as timeout:
+            raise self._start_error(str(timeout)) from None
+
+    def _seed(self, user: User) -> None:
+        argv = [*hangar_command(), "create-user", user.username, "--role", user.role]
+        argv += ["--password", user.password]
         result = subprocess.run(
             argv, env=self.env(), capture_output=True, text=True, check=False, timeout=60
         )
         if result.returncode != 0:
             raise self._start_error(
-                f"seeding user {self.viewer.username!r} failed ({' '.join(argv[:-1])} ***): "
+                f"seeding user {user.username!r} failed ({' '.join(argv[:-1])} ***): "
                 f"{(result.stderr or result.stdout).strip()}"
             )
 
