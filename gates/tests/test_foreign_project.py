@@ -41,37 +41,34 @@ package = false
 minversion = "8.0"
 """
 
-INDEPENDENT = """\
-def test_adds():
-    assert 1 + 1 == 2
-
-
-def test_joins():
-    assert "-".join("ab") == "a-b"
-"""
-
-# Passes serially in file order only: the second test reads what the first one left behind.
-ORDER_DEPENDENT = """\
-SEEN = []
-
-
-def test_records():
-    SEEN.append("entry")
-
-
-def test_reads_what_the_other_test_recorded():
-    assert SEEN == ["entry"]
-"""
+FIRST = {
+    "tests/test_a.py": "def test_adds():\n    assert 1 + 1 == 2\n\n\n"
+    "def test_subtracts():\n    assert 2 - 1 == 1\n",
+    "tests/test_b.py": "def test_joins():\n    assert '-'.join('ab') == 'a-b'\n\n\n"
+    "def test_splits():\n    assert 'a-b'.split('-') == ['a', 'b']\n",
+}
+# Passes serially (test_a.py runs first) and fails wherever test_b.py runs without test_a.py
+# before it in the same process: under xdist each worker gets one module here (two workers,
+# two tests per module), whatever order pytest-randomly picks.
+ORDER_DEPENDENT = {
+    "tests/test_a.py": "import os\n\n\ndef test_adds():\n    assert 1 + 1 == 2\n\n\n"
+    "def test_records():\n    os.environ['LEDGER_ENTRY'] = 'recorded'\n",
+    "tests/test_b.py": "import os\n\n\ndef test_joins():\n    assert '-'.join('ab') == 'a-b'\n\n\n"
+    "def test_reads_what_the_other_module_recorded():\n"
+    "    assert os.environ.get('LEDGER_ENTRY') == 'recorded'\n",
+}
 
 
 def environ() -> dict[str, str]:
     """The project's own environment: nothing of the one running this test."""
     drop = {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "PYTHONPATH", "COVERAGE_FILE"}
-    return {
+    kept = {
         k: v
         for k, v in os.environ.items()
         if k not in drop and not k.startswith(("PYTEST_", "COV_CORE_", "GATES_"))
     }
+    # `-n auto` as on a 2-core machine, so xdist hands each worker one module (see above).
+    return {**kept, "PYTEST_XDIST_AUTO_NUM_WORKERS": "2"}
 
 
 def run(root: Path, name: str) -> Run:
@@ -86,9 +83,7 @@ def outcomes(run: Run) -> dict[str, str]:
 
 @pytest.fixture
 def project(make_repo: Callable[..., Path]) -> Path:
-    root = make_repo(
-        {"pyproject.toml": PYPROJECT, "tests/test_math.py": INDEPENDENT}, name="ledger"
-    )
+    root = make_repo({"pyproject.toml": PYPROJECT, **FIRST}, name="ledger")
     subprocess.run(["uv", "lock", "--quiet"], cwd=root, env=environ(), check=True)
     return root
 
@@ -115,16 +110,17 @@ def test_init_run_status_and_rollback_in_a_foreign_project(
         "unit/speedup": "passed",
     }, [(g.key, r.summary, r.key_output[-8:]) for g, r in first.results]
     [speedup] = [r for g, r in first.results if g.key == "unit/speedup"]
-    assert speedup.summary.startswith("run serially"), speedup.summary  # 2 tiny tests
+    assert speedup.summary.startswith("run serially"), speedup.summary  # 4 tiny tests
 
-    (project / "tests" / "test_order.py").write_text(ORDER_DEPENDENT)
+    for name, text in ORDER_DEPENDENT.items():
+        (project / name).write_text(text)
     git(project, "add", "-A")
     git(project, "commit", "-qm", "an order-dependent test")
     second = run(project, "second")
     assert outcomes(second)["unit/serial"] == "passed"
     assert outcomes(second)["unit/isolation"] == "failed"
     [isolation] = [r for g, r in second.results if g.key == "unit/isolation"]
-    assert "test_reads_what_the_other_test_recorded" in "\n".join(isolation.key_output)
+    assert "test_reads_what_the_other_module_recorded" in "\n".join(isolation.key_output)
     assert "unit/speedup" in outcomes(second)  # judged too: --keep-going
 
     monkeypatch.chdir(project)
@@ -138,5 +134,5 @@ def test_init_run_status_and_rollback_in_a_foreign_project(
     assert cli.main(["rollback"]) == 0
     said = capsys.readouterr().out
     assert f"Rolled back the whole tree to {green[:12]}" in said
-    assert not (project / "tests" / "test_order.py").exists()
+    assert (project / "tests" / "test_b.py").read_text() == FIRST["tests/test_b.py"]
     assert "git" in said  # the command that brings the work back
