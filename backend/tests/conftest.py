@@ -1,5 +1,14 @@
 """Fixtures of the hangar unit tests: one database file per test, the fake provider with no latency,
-an app whose lifespan runs around each test, and clients logged in as admin or viewer."""
+an app whose lifespan runs around each test, and clients logged in as admin or viewer.
+
+The `app` of the API tests is built once per test process and its lifespan runs around each test
+on a fresh copy of the migrated database in an emptied data dir: every test gets new services
+(engine, providers, event bus, rate limits, users) and new data, as with an app of its own. What
+is shared is only what `create_app` builds, whose routes FastAPI compiles on an app's first
+requests (for a new app per test, that was most of an API test's time). Two things of it are per
+app and so shared: its routes (a test that adds one uses `fresh_app`) and its metrics (a test
+that counts them uses `fresh_app` too).
+"""
 
 from __future__ import annotations
 
@@ -29,12 +38,16 @@ VIEWER = ("viewer", "viewer-password")
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No HANGAR_* variable of the person running the tests leaks in; hashing is cheap."""
-    for name in list(os.environ):
-        if name.startswith("HANGAR_"):
-            monkeypatch.delenv(name)
+    without_hangar_variables(monkeypatch)
     # Minimal argon2 cost: the tests check behaviour, not hashing strength.
     cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
     monkeypatch.setattr(passwords, "PASSWORD_HASH", cheap)
+
+
+def without_hangar_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("HANGAR_"):
+            monkeypatch.delenv(name)
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -72,8 +85,28 @@ def migrated(settings: Settings, migrated_template: Path) -> Settings:
     return settings
 
 
+@pytest.fixture(scope="session")
+def shared_app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    """The app the API tests share (see the module docstring); its data dir is emptied per test."""
+    with pytest.MonkeyPatch.context() as patch:  # session-scoped: before the autouse fixture
+        without_hangar_variables(patch)
+        return create_app(make_settings(tmp_path_factory.mktemp("shared-app")))
+
+
 @pytest_asyncio.fixture
-async def app(migrated: Settings) -> AsyncIterator[FastAPI]:
+async def app(shared_app: FastAPI, migrated_template: Path) -> AsyncIterator[FastAPI]:
+    """The shared app, started on a fresh data dir holding a copy of the migrated database."""
+    settings: Settings = shared_app.state.settings
+    shutil.rmtree(settings.data_dir, ignore_errors=True)
+    settings.ensure_data_dir()
+    shutil.copyfile(migrated_template, settings.data_dir / "hangar.db")
+    async with shared_app.router.lifespan_context(shared_app):
+        yield shared_app
+
+
+@pytest_asyncio.fixture
+async def fresh_app(migrated: Settings) -> AsyncIterator[FastAPI]:
+    """An app of the test's own, for a test that changes the app itself or counts its metrics."""
     application = create_app(migrated)
     async with application.router.lifespan_context(application):
         yield application

@@ -226,12 +226,12 @@ async def test_wrong_method_is_405_in_the_error_shape(api: Api) -> None:
     assert "GET" in error["message"]
 
 
-async def test_unexpected_exception_is_500_in_the_error_shape(app: FastAPI) -> None:
+async def test_unexpected_exception_is_500_in_the_error_shape(fresh_app: FastAPI) -> None:
     async def explode() -> None:
         raise RuntimeError("boom")
 
-    app.add_api_route("/api/v1/explode", explode)
-    async with client_for(app, raise_app_exceptions=False) as client:
+    fresh_app.add_api_route("/api/v1/explode", explode)  # its own app: the route does not leak
+    async with client_for(fresh_app, raise_app_exceptions=False) as client:
         response = await client.get("/api/v1/explode")
     error = assert_error_shape(response, 500, "internal_error")
     assert "boom" not in error["message"]  # internals stay in the log

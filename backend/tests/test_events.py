@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import httpx
 import pytest
@@ -80,12 +82,10 @@ async def test_no_event_lost_or_repeated_when_changes_race_the_replay(
     assert len(set(received)) == len(received)
 
 
-async def test_heartbeat_comment_is_sent(tmp_path: object) -> None:
-    from hangar.db import migrate
-
-    settings: Settings = make_settings(tmp_path, sse_heartbeat_seconds=0.05)  # type: ignore[arg-type]
+async def test_heartbeat_comment_is_sent(tmp_path: Path, migrated_template: Path) -> None:
+    settings: Settings = make_settings(tmp_path, sse_heartbeat_seconds=0.05)
     settings.ensure_data_dir()
-    migrate.upgrade(settings.database_url)
+    shutil.copyfile(migrated_template, settings.data_dir / "hangar.db")  # migrating is slow
     from hangar.api.app import create_app
 
     application = create_app(settings)

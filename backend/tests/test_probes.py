@@ -12,7 +12,7 @@ from sqlalchemy import text
 from hangar.api.app import create_app
 from hangar.settings import Settings
 
-from .conftest import Api, client_for, hangar_of, make_settings
+from .conftest import ADMIN, Api, client_for, hangar_of, log_in, make_settings
 
 pytestmark = pytest.mark.asyncio
 
@@ -50,12 +50,16 @@ async def test_not_ready_when_the_database_fails(
     assert response.json()["error"]["message"].startswith("database does not answer")
 
 
-async def test_metrics(api: Api, anonymous: httpx.AsyncClient) -> None:
-    await api.create("web-1")
-    stopped = await api.create("web-2", start=False)
-    await api.fault("start", "nope")
-    await api.act(stopped["id"], "start")
-    response = await anonymous.get("/metrics")
+async def test_metrics(fresh_app: FastAPI) -> None:
+    # An app of its own: the counts below are this test's requests and operations only.
+    async with client_for(fresh_app) as admin, client_for(fresh_app) as anonymous:
+        await log_in(admin, *ADMIN)
+        api = Api(admin, fresh_app)
+        await api.create("web-1")
+        stopped = await api.create("web-2", start=False)
+        await api.fault("start", "nope")
+        await api.act(stopped["id"], "start")
+        response = await anonymous.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text_ = response.text

@@ -5,6 +5,9 @@ injects faults and lets operations finish. After each step it checks that every 
 known state; whenever everything settled it checks the event history against the transition
 table: each machine's state changes form legal edges, its current state is its last state event,
 and a subscriber saw every stored event once, in strictly increasing id order.
+
+Size: 8 examples of 20 steps each. Depth matters more than the number of examples here: 20 steps
+reach four machines with overlapping operations and faults. The test asserts that every rule ran.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +23,13 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from hangar.db.engine import create_engine, create_sessionmaker
 from hangar.providers.fake import FakeProvider
@@ -34,6 +44,8 @@ ACTIONS = (Action.START, Action.STOP, Action.RESTART, Action.DELETE)
 FAULTS = ("create", "start", "stop", "delete")
 
 _template: list[Path] = []
+# How often each rule ran in this process's current run (checked by the test below).
+RULES_RUN: Counter[str] = Counter()
 
 
 @pytest.fixture(autouse=True)
@@ -108,6 +120,7 @@ class MachineLifecycle(RuleBasedStateMachine):
     @precondition(lambda self: len(self.known_ids) < MAX_MACHINES)
     @rule(start=st.booleans())
     def create(self, start: bool) -> None:
+        RULES_RUN["create"] += 1
         name = f"m-{len(self.known_ids)}"
         machine, _ = self.run(
             self.service.create_machine(
@@ -125,6 +138,7 @@ class MachineLifecycle(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.known_ids))
     @rule(data=st.data(), action=st.sampled_from(ACTIONS))
     def act(self, data: st.DataObject, action: Action) -> None:
+        RULES_RUN["act"] += 1
         machine_id = self.known_ids[data.draw(st.integers(0, len(self.known_ids) - 1))]
         # Only rules start operations: a machine idle now stays idle until this command runs.
         # (Its state, though, may still change while a running operation finishes.)
@@ -157,14 +171,17 @@ class MachineLifecycle(RuleBasedStateMachine):
 
     @rule(action=st.sampled_from(FAULTS), times=st.integers(1, 2))
     def fault(self, action: str, times: int) -> None:
+        RULES_RUN["fault"] += 1
         self.fake.inject_fault(action, f"injected {action}", times)
 
     @rule()
     def let_some_work_happen(self) -> None:
+        RULES_RUN["let_some_work_happen"] += 1
         self.run(asyncio.sleep(0))  # one scheduling round: operations advance part-way
 
     @rule()
     def settle(self) -> None:
+        RULES_RUN["settle"] += 1
         self.run(self.service.wait_idle(10))
         self.check_history()
 
@@ -218,10 +235,17 @@ class MachineLifecycle(RuleBasedStateMachine):
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
-MachineLifecycle.TestCase.settings = settings(
-    max_examples=20,
+SETTINGS = settings(
+    max_examples=8,
     stateful_step_count=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-TestMachineLifecycle = MachineLifecycle.TestCase
+RULES = {"create", "act", "fault", "let_some_work_happen", "settle"}
+
+
+def test_random_action_sequences_keep_states_and_events_legal() -> None:
+    RULES_RUN.clear()
+    run_state_machine_as_test(MachineLifecycle, settings=SETTINGS)
+    # Fewer examples must not mean fewer kinds of step: every rule was exercised.
+    assert set(RULES_RUN) == RULES, RULES_RUN

@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 from gates_testing import git
 
+IDENTITY = (
+    "[user]\n\tname = Gate Tester\n\temail = gates@example.invalid\n[commit]\n\tgpgsign = false\n"
+)
+
 
 @pytest.fixture
 def make_repo(tmp_path: Path) -> Callable[..., Path]:
@@ -17,9 +21,9 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
         root = tmp_path / name
         root.mkdir()
         git(root, "init", "-q", "-b", "main")
-        git(root, "config", "user.name", "Gate Tester")
-        git(root, "config", "user.email", "gates@example.invalid")
-        git(root, "config", "commit.gpgsign", "false")
+        # What `git config` would write, without a git process per setting.
+        with (root / ".git" / "config").open("a") as config:
+            config.write(IDENTITY)
         for relative, content in (files or {"README.md": "hello\n"}).items():
             path = root / relative
             path.parent.mkdir(parents=True, exist_ok=True)

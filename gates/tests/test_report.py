@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import matplotlib.dates as mdates
 import pytest
 from gates_testing import ok_gate, pipeline_toml
 
@@ -190,21 +191,43 @@ def write_soaks(root: Path) -> None:
     (directory / "garbage.json").write_text("{ not json")
 
 
-@pytest.fixture(scope="module")
-def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """One report of the synthetic history, shared by the tests that only read it."""
-    root = write_project(tmp_path_factory.mktemp("report") / "project")
+def placeholder_save(_figure: Any, directory: Path, name: str) -> str:
+    """Stands in for `report._save`: the chart's file, with no drawing in it."""
+    file = f"{report.CHART_PREFIX}{name}.svg"
+    (directory / file).write_text("<svg/>")
+    return file
+
+
+@pytest.fixture
+def placeholder_charts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Charts are built but saved as placeholders: the tests using this check which charts a
+    report has and what its page says, not how a chart looks. Drawing (layout, text as paths) is
+    most of a report's time; test_every_chart_is_an_svg_that_draws draws every chart for real."""
+    monkeypatch.setattr(report, "_save", placeholder_save)
+
+
+def write_synthetic_report(root: Path) -> tuple[Path, str]:
+    write_project(root)
     write_history(root)
     index = report.write_report(root, commits=20, now=START + timedelta(days=2))
     return index, index.read_text()
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One report of the synthetic history (charts as placeholders), shared by the tests that
+    only read its page."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(report, "_save", placeholder_save)
+        return write_synthetic_report(tmp_path_factory.mktemp("report") / "project")
 
 
 def chart_files(index: Path, html: str) -> list[Path]:
     return [index.parent / name for name in re.findall(r'<img src="([^"]+)"', html)]
 
 
-def test_every_chart_is_an_svg_that_draws(written: tuple[Path, str]) -> None:
-    index, html = written
+def test_every_chart_is_an_svg_that_draws(tmp_path: Path) -> None:
+    index, html = write_synthetic_report(tmp_path / "project")
     assert index == index.parent / "index.html"
     assert index.parent.name == "report"
     charts = chart_files(index, html)
@@ -289,6 +312,7 @@ def test_the_grid_keeps_the_last_commits_and_the_latest_outcome(tmp_path: Path) 
     assert (dirty.outcome, dirty.dirty) == ("failed", True)
 
 
+@pytest.mark.usefixtures("placeholder_charts")
 def test_malformed_metrics_are_left_out_not_fatal(tmp_path: Path) -> None:
     root = write_project(tmp_path / "project")
     Recorder(root).run(
@@ -320,6 +344,7 @@ def test_stored_soaks_skip_foreign_files_newest_first(tmp_path: Path) -> None:
     assert soaks[1].failing[1].verdict == "flaky"
 
 
+@pytest.mark.usefixtures("placeholder_charts")
 def test_a_rewrite_removes_only_its_own_stale_charts(tmp_path: Path) -> None:
     root = write_project(tmp_path / "project")
     out = tmp_path / "elsewhere"
@@ -335,6 +360,44 @@ def test_a_rewrite_removes_only_its_own_stale_charts(tmp_path: Path) -> None:
         "index.html",
         "mine.svg",
     ]
+
+
+def phase_time(moment: datetime, phase: str = "unit", outcome: str = "passed") -> report.PhaseTime:
+    return report.PhaseTime(moment, phase, 12.0, outcome)
+
+
+def x_window(points: list[report.PhaseTime]) -> tuple[datetime, datetime]:
+    """The time span the durations chart's x axis shows (the figure is built, not drawn)."""
+    axes = report.duration_figure(points, ["deps", "unit"]).axes[0]
+    low, high = axes.get_xlim()
+    return mdates.num2date(low), mdates.num2date(high)  # type: ignore[no-untyped-call]
+
+
+def about(moment: datetime, expected: datetime) -> bool:
+    """Equal up to the axis' float day numbers (well under a second)."""
+    return abs(moment - expected) < timedelta(milliseconds=1)
+
+
+def test_the_durations_axis_of_a_single_run_is_a_small_window() -> None:
+    points = [phase_time(START, "deps"), phase_time(START, "unit", "failed")]
+    low, high = x_window(points)
+    # Not the four years matplotlib picks around a single date: an hour centred on the run.
+    assert about(low, START - report.MIN_TIME_WINDOW / 2)
+    assert about(high, START + report.MIN_TIME_WINDOW / 2)
+
+
+def test_the_durations_axis_fits_the_runs_shown() -> None:
+    times = [START, START + timedelta(hours=5), START + timedelta(days=3)]
+    low, high = x_window([phase_time(t) for t in times])
+    span = times[-1] - times[0]
+    assert about(low, times[0] - span * 0.05)
+    assert about(high, times[-1] + span * 0.05)
+    burst = [START, START + timedelta(minutes=10)]  # runs close together: widened around them
+    low, high = x_window([phase_time(t) for t in burst])
+    assert about(low, START - timedelta(minutes=25))
+    assert about(high, START + timedelta(minutes=35))
+    with pytest.raises(ValueError, match="at least one time"):
+        report.time_window([])
 
 
 # ---------------------------------------------------------------------------------- commands
@@ -369,6 +432,7 @@ def gates_project(make_project: Callable[..., Path], monkeypatch: pytest.MonkeyP
     return root
 
 
+@pytest.mark.usefixtures("placeholder_charts")
 def test_a_gates_run_ends_with_the_report(
     gates_project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

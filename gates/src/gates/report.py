@@ -14,7 +14,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ CHART_PREFIX = "chart-"  # every chart file starts so; stale ones are removed on
 DEFAULT_COMMITS = 20
 MAX_RUNS = 30  # runs shown in the trend charts (benchmarks, speedup)
 MAX_SOAKS = 10
+MIN_TIME_WINDOW = timedelta(hours=1)  # the narrowest time axis: one run is not drawn across years
 
 COLORS = {
     "passed": "#2e7d32",
@@ -491,9 +492,23 @@ def outcome_chart(grid: OutcomeGrid, directory: Path) -> Chart:
     return Chart(file, "Grid of gate outcomes per commit")
 
 
-def duration_chart(
-    points: Sequence[PhaseTime], phase_order: Sequence[str], directory: Path
-) -> Chart:
+def time_window(times: Iterable[datetime]) -> tuple[datetime, datetime]:
+    """The span of a time axis that fits the runs shown: first to last with 5 % room on each side,
+    widened (around its middle) to at least MIN_TIME_WINDOW, so one run or a burst of runs gets a
+    small window instead of matplotlib's default of two years around a single date."""
+    moments = sorted(times)
+    if not moments:
+        raise ValueError("a time window needs at least one time")
+    first, last = moments[0], moments[-1]
+    room = (last - first) * 0.05
+    start, end = first - room, last + room
+    if end - start < MIN_TIME_WINDOW:
+        middle = first + (last - first) / 2
+        start, end = middle - MIN_TIME_WINDOW / 2, middle + MIN_TIME_WINDOW / 2
+    return start, end
+
+
+def duration_figure(points: Sequence[PhaseTime], phase_order: Sequence[str]) -> Figure:
     """Each phase's summed gate time per run against the run's time; failed runs marked x."""
     figure = Figure(figsize=(11, 4.6), layout="constrained")
     axes = figure.add_subplot()
@@ -516,6 +531,9 @@ def duration_chart(
             color=COLORS["failed"],
             label="phase failed",
         )
+    if points:
+        start, end = time_window(p.time for p in points)
+        axes.set_xlim(_day(start), _day(end))
     locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
@@ -524,6 +542,14 @@ def duration_chart(
     axes.set_ylabel("seconds (sum of the phase's gates)")
     axes.set_title("Time per phase, per gate run")
     figure.legend(loc="outside right upper", frameon=False)
+    return figure
+
+
+def duration_chart(
+    points: Sequence[PhaseTime], phase_order: Sequence[str], directory: Path
+) -> Chart:
+    """The durations chart (see `duration_figure`) written into `directory`."""
+    figure = duration_figure(points, phase_order)
     return Chart(_save(figure, directory, "durations"), "Line chart of each phase's duration")
 
 
