@@ -17,10 +17,10 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
 from e2e.guards import PageGuard
-from gates.history import History, Outcome, Record
-from gates.junit import TestReport
-from gates.report import write_report
-from gates.repository import TreeState
+from gates.engine.history import History, Outcome, Record
+from gates.engine.junit import TestReport
+from gates.git.repository import TreeState
+from gates.reporting.html.page import write_report
 from gates.soak import SOAK_DIR, RunRecord, SoakResult, store
 
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from gates_testing import git
 
-from gates.baseline import BaselineError, choose
-from gates.history import History, Record
-from gates.repository import Repository
+from gates.bench.baseline import BaselineError, choose
+from gates.engine.history import History, Record
+from gates.git.repository import Repository
 
 REQUIRED = [("unit", "ok")]
 

@@ -20,13 +20,19 @@ import pytest
 from gates_testing import git, pipeline_toml
 from rich.console import Console
 
-from gates import bench, cli
-from gates.bench import BenchError, BenchSettings, compare
+from gates import cli
+from gates.bench import compare as comparison
+from gates.bench import statistics
+from gates.bench import worktree as scratch
+from gates.bench.compare import BenchError
+from gates.bench.settings import BenchSettings
+from gates.bench.statistics import compare
+from gates.checks import CHECKS
+from gates.engine.execution import GateContext, real_shell
+from gates.engine.history import History, Record
+from gates.engine.pipeline import Pipeline
+from gates.engine.runner import run_gate
 from gates.errors import ConfigError, GitError
-from gates.execution import GateContext, real_shell
-from gates.history import History, Record
-from gates.pipeline import Pipeline
-from gates.runner import run_gate
 
 RECORDED = Path(__file__).parent / "fixtures" / "pytest-benchmark.json"
 
@@ -133,9 +139,9 @@ def test_one_lucky_round_on_one_side_widens_the_interval_instead_of_deciding() -
 
 
 def test_quantile_interpolates_between_samples() -> None:
-    assert bench.quantile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.5
-    assert bench.quantile([4.0, 1.0, 3.0, 2.0], 0.0) == 1.0
-    assert bench.quantile([7.0], 0.1) == 7.0
+    assert statistics.quantile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.5
+    assert statistics.quantile([4.0, 1.0, 3.0, 2.0], 0.0) == 1.0
+    assert statistics.quantile([7.0], 0.1) == 7.0
 
 
 def test_the_same_samples_always_give_the_same_interval() -> None:
@@ -156,7 +162,7 @@ def test_compare_all_uses_per_benchmark_thresholds_and_names_one_sided_benchmark
         "b.py::test_loose": [[x * 1.25 for x in samples(1.0, seed=2)]],
         "b.py::test_new": [samples(1.0)],
     }
-    comparisons, only = bench.compare_all(baseline, candidate, settings)
+    comparisons, only = statistics.compare_all(baseline, candidate, settings)
     assert [(c.name, c.threshold, c.verdict) for c in comparisons] == [
         ("b.py::test_loose", 0.5, "same")
     ]
@@ -203,7 +209,7 @@ def test_the_repository_declares_a_valid_bench_gate() -> None:
 
 
 def test_read_samples_from_a_recorded_pytest_benchmark_file() -> None:
-    found = bench.read_samples(RECORDED)
+    found = comparison.read_samples(RECORDED)
     assert sorted(found) == ["test_tiny.py::test_sorted", "test_tiny.py::test_sum"]
     assert len(found["test_tiny.py::test_sum"]) == 5
     assert all(isinstance(x, float) and x > 0 for x in found["test_tiny.py::test_sum"])
@@ -213,7 +219,7 @@ def test_an_unreadable_results_file_is_a_clear_error(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text('{"benchmarks": [{"name": "x"}]}')
     with pytest.raises(BenchError, match="cannot read benchmark results"):
-        bench.read_samples(broken)
+        comparison.read_samples(broken)
 
 
 def test_the_table_shows_every_column_and_verdict() -> None:
@@ -221,7 +227,7 @@ def test_the_table_shows_every_column_and_verdict() -> None:
         compare("b.py::test_same", [samples(0.002)], [samples(0.002, seed=2)], threshold=0.1),
         compare("b.py::test_slow[x]", [samples(3e-6)], [samples(4e-6, seed=2)], threshold=0.1),
     ]
-    text = bench.render(bench.table(rows, 0.95, 0.1))
+    text = comparison.render(comparison.table(rows, 0.95, 0.1))
     for expected in ("10% quantiles", "change", "ratio", "95% interval", "verdict", "+10%"):
         assert expected in text
     assert "test_slow[x]" in text
@@ -248,7 +254,7 @@ def repo(make_repo: Callable[..., Path]) -> Path:
 
 
 def open_worktree(repo: Path, tmp_path: Path, commit: str = "HEAD") -> AbstractContextManager[Path]:
-    return bench.worktree(
+    return scratch.worktree(
         repo, commit, shell=real_shell, log=tmp_path / "git.log", environ=dict(os.environ)
     )
 
@@ -407,7 +413,7 @@ def test_comparing_with_an_equally_fast_baseline_passes_and_stores_the_results(
     root = two_commits(make_project(BENCH_PROJECT))
     shell = BenchShell(root)
     gate = Pipeline.load(root).phase("bench").gates[0]
-    result = run_gate(gate, run_bench(root, shell))
+    result = run_gate(gate, run_bench(root, shell), CHECKS)
     assert result.outcome == "passed", result.summary
     assert "2 benchmarks, 2 rounds" in result.summary
     assert "no regression" in result.summary
@@ -438,7 +444,7 @@ def test_comparing_with_an_equally_fast_baseline_passes_and_stores_the_results(
 def test_a_25_percent_slower_candidate_fails_the_gate(make_project: Callable[..., Path]) -> None:
     root = two_commits(make_project(BENCH_PROJECT))
     gate = Pipeline.load(root).phase("bench").gates[0]
-    result = run_gate(gate, run_bench(root, BenchShell(root, slowdown=1.25)))
+    result = run_gate(gate, run_bench(root, BenchShell(root, slowdown=1.25)), CHECKS)
     assert result.outcome == "failed"
     assert "2 slower (test_fast, test_slow)" in result.summary
     for metrics in result.metrics["benchmarks"].values():
@@ -453,7 +459,7 @@ def test_a_side_whose_benchmarks_fail_fails_the_gate_and_removes_the_worktree(
 ) -> None:
     root = two_commits(make_project(BENCH_PROJECT))
     gate = Pipeline.load(root).phase("bench").gates[0]
-    result = run_gate(gate, run_bench(root, BenchShell(root, fail_on=side)))
+    result = run_gate(gate, run_bench(root, BenchShell(root, fail_on=side)), CHECKS)
     assert result.outcome == "failed"
     assert f"failed on the {side} side in round 1" in result.summary
     assert len(worktrees(root)) == 1
@@ -463,7 +469,7 @@ def test_a_baseline_without_the_benchmarks_is_named(make_project: Callable[..., 
     root = two_commits(make_project(BENCH_PROJECT))
     gate = Pipeline.load(root).phase("bench").gates[0]
     shell = BenchShell(root, fail_on="baseline", status=4)
-    result = run_gate(gate, run_bench(root, shell))
+    result = run_gate(gate, run_bench(root, shell), CHECKS)
     assert result.outcome == "failed"
     assert "the baseline side has no benchmarks matching ['bench']" in result.summary
     assert len(worktrees(root)) == 1
@@ -476,7 +482,7 @@ def test_a_baseline_that_lacks_the_selected_paths_fails_before_running(
     (root / "bench").mkdir()  # only the working tree has the benchmarks
     gate = Pipeline.load(root).phase("bench").gates[0]
     shell = BenchShell(root)
-    result = run_gate(gate, run_bench(root, shell))
+    result = run_gate(gate, run_bench(root, shell), CHECKS)
     assert result.outcome == "failed"
     assert "the baseline has no benchmarks at bench;" in result.summary
     assert shell.sides == []
@@ -489,7 +495,7 @@ def test_missing_paths_are_those_only_the_candidate_has(tmp_path: Path) -> None:
         (side / "bench").mkdir(parents=True)
     (candidate / "bench" / "test_new.py").write_text("")
     selection = ["bench", "bench/test_new.py::test_x", "-k", "fast", "nowhere/test_b.py"]
-    assert bench.missing_paths(baseline, candidate, selection) == ["bench/test_new.py"]
+    assert comparison.missing_paths(baseline, candidate, selection) == ["bench/test_new.py"]
 
 
 def test_without_a_green_commit_or_baseline_the_gate_is_skipped(
@@ -497,7 +503,7 @@ def test_without_a_green_commit_or_baseline_the_gate_is_skipped(
 ) -> None:
     root = two_commits(make_project(BENCH_PROJECT))
     gate = Pipeline.load(root).phase("bench").gates[0]
-    result = run_gate(gate, run_bench(root, BenchShell(root), baseline=None))
+    result = run_gate(gate, run_bench(root, BenchShell(root), baseline=None), CHECKS)
     assert result.outcome == "skipped"
     assert "--baseline REV" in result.summary
 
@@ -511,12 +517,12 @@ def test_the_newest_green_ancestor_is_the_default_baseline_never_head_itself(
     gate = Pipeline.load(root).phase("bench").gates[0]
     # HEAD went green in this very run (as deps/static/unit make it before bench): no baseline.
     history.append(Record("r0", "t", head, False, "", "unit", "ok", "passed", 0.1))
-    result = run_gate(gate, run_bench(root, BenchShell(root), baseline=None))
+    result = run_gate(gate, run_bench(root, BenchShell(root), baseline=None), CHECKS)
     assert result.outcome == "skipped", result.summary
     assert "no green commit before" in result.summary
     # Once its parent is green too, the parent is the baseline.
     history.append(Record("r0", "t", parent, False, "", "unit", "ok", "passed", 0.1))
-    result = run_gate(gate, run_bench(root, BenchShell(root), baseline=None))
+    result = run_gate(gate, run_bench(root, BenchShell(root), baseline=None), CHECKS)
     assert result.outcome == "passed", result.summary
     assert result.metrics["baseline"] == parent
     assert "(newest green ancestor)" in result.summary
@@ -525,7 +531,7 @@ def test_the_newest_green_ancestor_is_the_default_baseline_never_head_itself(
 def test_an_unknown_baseline_fails_with_its_name(make_project: Callable[..., Path]) -> None:
     root = two_commits(make_project(BENCH_PROJECT))
     gate = Pipeline.load(root).phase("bench").gates[0]
-    result = run_gate(gate, run_bench(root, BenchShell(root), baseline="no-such-rev"))
+    result = run_gate(gate, run_bench(root, BenchShell(root), baseline="no-such-rev"), CHECKS)
     assert result.outcome == "failed"
     assert "'no-such-rev' names no commit" in result.summary
 
@@ -553,7 +559,7 @@ def test_the_slowdown_switch_reaches_only_the_candidate_and_the_gate_names_the_b
     ctx.environ = {**ctx.environ, SWITCH: "test_slow=1.25"}
     shell = ctx.shell
     assert isinstance(shell, BenchShell)
-    result = run_gate(gate, ctx)
+    result = run_gate(gate, ctx, CHECKS)
     assert result.outcome == "failed"
     assert "1 slower (test_slow)" in result.summary
     assert result.metrics["benchmarks"]["bench/test_x.py::test_fast"]["verdict"] == "same"
@@ -580,7 +586,7 @@ def test_the_configured_caches_are_copied_into_the_baseline_before_it_syncs(
 
     ctx = run_bench(root, shell)
     ctx.shell = sync_and_look
-    result = run_gate(Pipeline.load(root).phase("bench").gates[0], ctx)
+    result = run_gate(Pipeline.load(root).phase("bench").gates[0], ctx, CHECKS)
     assert result.outcome == "passed", result.summary
     assert seen == [b"\x00image"]
     assert (cache / "tiny.img").read_bytes() == b"\x00image"  # the original stays
@@ -592,7 +598,7 @@ def test_copy_caches_skips_missing_paths_and_copies_files_and_dirs(tmp_path: Pat
     (root / "a" / "b" / "f").write_text("dir content")
     (root / "single").write_text("file content")
     tree.mkdir()
-    copied = bench.copy_caches(root, tree, ["a", "single", "missing"])
+    copied = scratch.copy_caches(root, tree, ["a", "single", "missing"])
     assert copied == ["a", "single"]
     assert (tree / "a" / "b" / "f").read_text() == "dir content"
     assert (tree / "single").read_text() == "file content"
@@ -617,9 +623,9 @@ def test_bad_switch_and_cache_settings_are_named(table: dict[str, Any], message:
 HOLD_A_WORKTREE = """
 import os, sys, time
 from pathlib import Path
-from gates import bench
-from gates.execution import real_shell
-with bench.worktree(Path(sys.argv[1]), "HEAD", shell=real_shell, log=Path(sys.argv[2]),
+from gates.bench import worktree as scratch
+from gates.engine.execution import real_shell
+with scratch.worktree(Path(sys.argv[1]), "HEAD", shell=real_shell, log=Path(sys.argv[2]),
                     environ=dict(os.environ), prefix="gates-bench-killed-") as tree:
     print(tree, flush=True)
     time.sleep(600)
@@ -644,12 +650,12 @@ def test_a_comparison_killed_with_sigkill_is_swept_by_the_next_one(
         log = tmp_path / "sweep.log"
         environ = dict(os.environ)
         # While its owner lives, the worktree is left alone.
-        assert bench.sweep(repo, shell=real_shell, log=log, environ=environ, temp_dir=temp) == []
+        assert scratch.sweep(repo, shell=real_shell, log=log, environ=environ, temp_dir=temp) == []
         assert tree.is_dir()
         child.kill()  # SIGKILL: no finally block runs
         child.wait(10)
         assert len(worktrees(repo)) == 2
-        swept = bench.sweep(repo, shell=real_shell, log=log, environ=environ, temp_dir=temp)
+        swept = scratch.sweep(repo, shell=real_shell, log=log, environ=environ, temp_dir=temp)
         assert swept == [tree.parent]
         assert not tree.parent.exists()
         assert len(worktrees(repo)) == 1
@@ -667,7 +673,7 @@ def test_a_scratch_dir_without_its_lock_is_swept_only_when_old(repo: Path, tmp_p
     old.mkdir()
     os.utime(old, (time.time() - 3600, time.time() - 3600))
     (tmp_path / "gates-bench-not-a-dir").write_text("")
-    swept = bench.sweep(
+    swept = scratch.sweep(
         repo, shell=real_shell, log=tmp_path / "log", environ=dict(os.environ), temp_dir=tmp_path
     )
     assert swept == [old]

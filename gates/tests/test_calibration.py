@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from test_bench import SWITCH, SWITCHED_PROJECT, BenchShell, worktrees
 
-from gates import calibration
-from gates.bench import BenchSettings, render
-from gates.calibration import CalibrationError, calibrate
+from gates import cli
+from gates.bench import calibration
+from gates.bench.calibration import CalibrationError, calibrate
+from gates.bench.compare import render
+from gates.bench.settings import BenchSettings
 
 
 def run(
@@ -108,7 +110,7 @@ def test_main_reports_a_refusal_with_exit_status_2(
     root = make_project(SWITCHED_PROJECT)
     (root / "README.md").write_text("changed\n")
     monkeypatch.chdir(root)
-    assert calibration.main(1, 1.25) == 2
+    assert cli.calibrate(1, 1.25) == 2
     assert "commit or stash" in capsys.readouterr().out
 
 
@@ -116,4 +118,4 @@ def test_the_selection_is_the_bench_gates_arguments(make_project: Callable[..., 
     root = make_project(
         SWITCHED_PROJECT.replace("check = 'bench'", "check = 'bench', args = ['bench/x.py']")
     )
-    assert calibration._gate_selection(root) == ["bench/x.py"]
+    assert calibration.gate_selection(root) == ["bench/x.py"]

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from gates import collection
-from gates.checks import pytest_command
-from gates.execution import GateContext, GateResult
-from gates.pipeline import Gate
+from gates.checks import CHECKS
+from gates.checks.collect import pytest_command
+from gates.engine.execution import GateContext, GateResult
+from gates.engine.pipeline import Gate
+from gates.engine.runner import run_gate
 from gates.provision import ProvisionReport, Tool
-from gates.runner import run_gate
+from gates.pytest_plugins import collection
 
 
 class FakeShell:
@@ -107,7 +108,7 @@ def test_pytest_runs_through_uv_with_the_given_groups_once_each() -> None:
 
 def test_collect_counts_and_only_names_existing_dirs(tmp_path: Path) -> None:
     shell = FakeShell({"tests/test_a.py::t": ["unit"], "tests/test_a.py::u": ["unit"]})
-    result = run_gate(check("collect"), context(tmp_path, shell))
+    result = run_gate(check("collect"), context(tmp_path, shell), CHECKS)
     assert result.outcome == "passed"
     assert result.summary == "2 tests collect"
     argv = shell.calls[0]
@@ -130,7 +131,7 @@ def test_collect_defaults_to_every_tiers_dirs_and_groups(tmp_path: Path) -> None
     shell = FakeShell({"tests/test_a.py::t": ["unit"]})
     ctx = context(tmp_path, shell)
     (tmp_path / "e2e").mkdir()
-    run_gate(Gate("p", "collect", "check", "collect"), ctx)
+    run_gate(Gate("p", "collect", "check", "collect"), ctx, CHECKS)
     argv = shell.calls[0]
     groups = [a for a in argv if a.startswith("--group=")]
     assert groups == ["--group=test", "--group=e2e", "--group=integration", "--group=bench"]
@@ -138,7 +139,7 @@ def test_collect_defaults_to_every_tiers_dirs_and_groups(tmp_path: Path) -> None
 
 
 def test_collect_failure_shows_pytests_words(tmp_path: Path) -> None:
-    result = run_gate(check("collect"), context(tmp_path, FakeShell(status=4)))
+    result = run_gate(check("collect"), context(tmp_path, FakeShell(status=4)), CHECKS)
     assert result.outcome == "failed"
     assert result.summary == "collection failed (pytest exit status 4)"
     assert "ImportError" in result.key_output[-1]
@@ -147,7 +148,7 @@ def test_collect_failure_shows_pytests_words(tmp_path: Path) -> None:
 
 def test_categorization_counts_tests_per_tier(tmp_path: Path) -> None:
     items = {"a": ["unit"], "b": ["unit", "slow"], "c": ["e2e"], "d": ["integration"]}
-    result = run_gate(check("categorization"), context(tmp_path, FakeShell(items)))
+    result = run_gate(check("categorization"), context(tmp_path, FakeShell(items)), CHECKS)
     assert result.outcome == "passed"
     assert result.summary == "unit 2, e2e 1, integration 1, bench 0"
     assert result.metrics["per_tier"] == {"unit": 2, "e2e": 1, "integration": 1, "bench": 0}
@@ -155,27 +156,30 @@ def test_categorization_counts_tests_per_tier(tmp_path: Path) -> None:
 
 def test_categorization_fails_on_none_or_two_tiers(tmp_path: Path) -> None:
     items = {"a": ["unit"], "b": ["slow"], "c": ["e2e", "unit"]}
-    result = run_gate(check("categorization"), context(tmp_path, FakeShell(items)))
+    result = run_gate(check("categorization"), context(tmp_path, FakeShell(items)), CHECKS)
     assert result.outcome == "failed"
     assert result.key_output == [
         "b: tier markers none (need exactly one of ['unit', 'e2e', 'integration', 'bench'])",
         "c: tier markers ['e2e', 'unit'] (need exactly one of "
         "['unit', 'e2e', 'integration', 'bench'])",
     ]
-    broken = run_gate(check("categorization"), context(tmp_path, FakeShell(status=2)))
+    broken = run_gate(check("categorization"), context(tmp_path, FakeShell(status=2)), CHECKS)
     assert broken.summary == "collection failed (pytest exit status 2)"
 
 
 def test_collect_and_categorization_share_one_collection_run(tmp_path: Path) -> None:
     shell = FakeShell({"tests/test_a.py::t": ["unit"]})
     ctx = context(tmp_path, shell)
-    assert run_gate(check("collect"), ctx).summary == "1 tests collect"
-    assert run_gate(check("categorization"), ctx).summary == "unit 1, e2e 0, integration 0, bench 0"
+    assert run_gate(check("collect"), ctx, CHECKS).summary == "1 tests collect"
+    assert (
+        run_gate(check("categorization"), ctx, CHECKS).summary
+        == "unit 1, e2e 0, integration 0, bench 0"
+    )
     assert len(shell.calls) == 1
     # Other directories are another collection.
-    run_gate(check("categorization", dirs=["tests", "more"]), ctx)
+    run_gate(check("categorization", dirs=["tests", "more"]), ctx, CHECKS)
     (tmp_path / "more").mkdir()
-    run_gate(check("categorization", dirs=["tests", "more"]), ctx)
+    run_gate(check("categorization", dirs=["tests", "more"]), ctx, CHECKS)
     assert len(shell.calls) == 2
 
 
@@ -194,7 +198,8 @@ def test_collection_plugin_writes_markers(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def write_timing(path: Path, workers: int, durations: Sequence[float], *, startup: float) -> None:
-    """What gates.timing writes: tests back to back on each worker after `startup` seconds."""
+    """What gates.pytest_plugins.timing writes: tests back to back on each worker after
+    `startup` seconds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     names = ["main"] if workers == 0 else [f"gw{i}" for i in range(workers)]
     clocks = dict.fromkeys(names, 100.0 + startup)
@@ -236,7 +241,7 @@ def test_speedup_judges_the_two_earlier_runs_without_running_the_tests(tmp_path:
     ctx = timed_phase(tmp_path, parallel_startup=1.0)
     ctx.results["p/serial"] = GateResult("passed", duration_s=12.0)
     ctx.results["p/isolation"] = GateResult("passed", duration_s=8.0)
-    result = run_gate(check("speedup"), ctx)
+    result = run_gate(check("speedup"), ctx, CHECKS)
     assert result.outcome == "passed", result.key_output
     assert ctx.shell.calls == []  # type: ignore[attr-defined]
     assert result.metrics["serial_s"] == 10.6
@@ -251,26 +256,26 @@ def test_speedup_judges_the_two_earlier_runs_without_running_the_tests(tmp_path:
 
 
 def test_speedup_fails_naming_worker_start_up_that_eats_the_gain(tmp_path: Path) -> None:
-    result = run_gate(check("speedup"), timed_phase(tmp_path, parallel_startup=9.0))
+    result = run_gate(check("speedup"), timed_phase(tmp_path, parallel_startup=9.0), CHECKS)
     assert result.outcome == "failed"
     assert "start-up" in result.summary
 
 
 def test_a_numeric_min_speedup_means_that_number(tmp_path: Path) -> None:
     ctx = timed_phase(tmp_path, parallel_startup=1.0)
-    assert run_gate(check("speedup", min_speedup=1.5), ctx).outcome == "passed"
-    assert run_gate(check("speedup", min_speedup=1.8), ctx).outcome == "failed"
+    assert run_gate(check("speedup", min_speedup=1.5), ctx, CHECKS).outcome == "passed"
+    assert run_gate(check("speedup", min_speedup=1.8), ctx, CHECKS).outcome == "failed"
 
 
 def test_speedup_without_the_earlier_runs_timings_fails_saying_which(tmp_path: Path) -> None:
     ctx = context(tmp_path, FakeShell())
-    result = run_gate(check("speedup", serial="s1"), ctx)
+    result = run_gate(check("speedup", serial="s1"), ctx, CHECKS)
     assert result.outcome == "failed"
     assert result.summary.startswith("no timings of gate p/s1 in this run")
 
 
 def test_speedup_is_skipped_on_one_core(tmp_path: Path) -> None:
-    result = run_gate(check("speedup"), context(tmp_path, FakeShell(), cores=1))
+    result = run_gate(check("speedup"), context(tmp_path, FakeShell(), cores=1), CHECKS)
     assert result.outcome == "skipped"
     assert result.summary == "1 core: nothing to run in parallel"
 
@@ -294,7 +299,7 @@ def test_provision_check_records_versions_and_names_short_tiers(
 
     monkeypatch.delenv("CI", raising=False)
     ctx = project(context(tmp_path, FakeShell(), provisioner=provisioner, environ={}))
-    result = run_gate(Gate("deps", "provision", "check", "provision"), ctx)
+    result = run_gate(Gate("deps", "provision", "check", "provision"), ctx, CHECKS)
     assert result.outcome == "passed"  # the tier itself skips or fails, not the deps phase
     assert result.summary == "tiers short of tools: integration"
     assert result.metrics["e2e"]["tools"] == {"chromium": {"path": "/c", "version": "C 1"}}
@@ -305,8 +310,8 @@ def test_provision_check_records_versions_and_names_short_tiers(
     ]
     ci = project(context(tmp_path, FakeShell(), provisioner=provisioner, environ={"CI": "true"}))
     gate = Gate("deps", "provision", "check", "provision", options={"tiers": ["integration"]})
-    assert "will fail (CI=true)" in run_gate(gate, ci).key_output[0]
+    assert "will fail (CI=true)" in run_gate(gate, ci, CHECKS).key_output[0]
     everything = run_gate(
-        Gate("deps", "provision", "check", "provision", options={"tiers": ["e2e"]}), ci
+        Gate("deps", "provision", "check", "provision", options={"tiers": ["e2e"]}), ci, CHECKS
     )
     assert everything.summary == "all tools found for e2e"

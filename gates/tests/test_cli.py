@@ -13,9 +13,9 @@ from gates_testing import PY, failing_gate, git, ok_gate, pipeline_toml, toml_li
 from rich.console import Console
 
 from gates import cli
-from gates.history import History
-from gates.runner import Run
-from gates.upgrade import UpgradeResult, VersionChange
+from gates.changes.upgrade import UpgradeResult, VersionChange
+from gates.engine.history import History
+from gates.engine.runner import Run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,7 +128,7 @@ def test_github_reporting_turns_on_from_the_environment(
     monkeypatch.setenv("GITHUB_REPOSITORY", "acme/hangar")
     monkeypatch.setenv("GITHUB_SHA", "abc")
     monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")  # nothing listens: it must warn
-    from gates import github
+    from gates.reporting import github
 
     monkeypatch.setattr(
         github,

@@ -18,9 +18,9 @@ import pytest
 from gates_testing import git
 from rich.console import Console
 
-from gates import cli, init
-from gates.execution import GateContext
-from gates.runner import Run
+from gates import cli
+from gates.engine.execution import GateContext
+from gates.engine.runner import Run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -91,7 +91,7 @@ def project(make_repo: Callable[..., Path]) -> Path:
 def test_init_run_status_and_rollback_in_a_foreign_project(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert init.main(root=project) == 0
+    assert cli.init_project(root=project) == 0
     said = capsys.readouterr().out
     assert "test dirs ['tests']: directories named tests/test that hold test files" in said
     assert "dependency group 'tests': it holds pytest" in said

@@ -10,17 +10,17 @@ import pytest
 import responses
 from responses import registries
 
-from gates.execution import GateResult
-from gates.github import (
+from gates.engine.execution import GateResult
+from gates.engine.pipeline import Gate, Phase
+from gates.engine.runner import Run
+from gates.git.repository import TreeState
+from gates.reporting.github import (
     GitHubReporter,
     Target,
     make_client,
     phase_description,
     summary_markdown,
 )
-from gates.pipeline import Gate, Phase
-from gates.repository import TreeState
-from gates.runner import Run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "github"
 API = "https://api.github.com:443"  # PyGithub spells the port out

@@ -4,7 +4,7 @@ import json
 import multiprocessing
 from pathlib import Path
 
-from gates.history import History, Record
+from gates.engine.history import History, Record
 
 
 def record(

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
+from gates.engine.pipeline import Pipeline
 from gates.errors import ConfigError
-from gates.pipeline import Pipeline
 from gates.project import find_root, gates_table, supported_pythons
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gates import provision
+from gates import cli, provision
 from gates.errors import ConfigError
 from gates.provision import Installer, ProvisionSpec, ensure, find_tool, is_ci
 
@@ -280,13 +280,13 @@ def test_cli_provisions_every_tier_and_exits_1_under_ci(
 ) -> None:
     write_project(tmp_path, bin_dir)
     monkeypatch.chdir(tmp_path)
-    assert provision.main(["--check"]) == 0
+    assert cli.provision_tiers(check=True) == 0
     out = capsys.readouterr().out
     assert f"e2e: chromium {bin_dir / 'chromium'} (chromium version 1.0)" in out
     assert "integration: missing: qemu-img not found" in out
     assert "will be skipped" in out
     monkeypatch.setenv("CI", "true")
-    assert provision.main(["--check", "integration"]) == 1
+    assert cli.provision_tiers(["integration"], check=True) == 1
     assert "fails under CI=true" in capsys.readouterr().out
 
 
@@ -300,7 +300,7 @@ def test_cli_installs_with_the_real_installer_path(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GATES_PROVISION", "0")
     monkeypatch.setattr(provision, "_default_installer", None)
-    assert provision.main(["integration"]) == 0
+    assert cli.provision_tiers(["integration"]) == 0
     assert "GATES_PROVISION=0 turns installing off" in capsys.readouterr().out
 
 
@@ -313,7 +313,7 @@ def test_cli_reports_an_unknown_tier(
     write_project(tmp_path, bin_dir)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exited:
-        provision.main(["gpu"])
+        cli.provision_tiers(["gpu"])
     assert exited.value.code == 2
     assert "no tier 'gpu'" in capsys.readouterr().err
 
@@ -330,7 +330,7 @@ def test_cli_shows_installed_packages(
     monkeypatch.setattr(
         provision, "_default_installer", Installer(apt, euid=0, environ={"PATH": str(bin_dir)})
     )
-    assert provision.main(["integration"]) == 0
+    assert cli.provision_tiers(["integration"]) == 0
     assert "integration: installed qemu-utils" in capsys.readouterr().out
 
 

@@ -14,10 +14,11 @@ import matplotlib.dates as mdates
 import pytest
 from gates_testing import ok_gate, pipeline_toml
 
-from gates import cli, report, soak
-from gates.history import History, Outcome, Record
-from gates.junit import TestReport
-from gates.repository import TreeState
+from gates import cli, soak
+from gates.engine.history import History, Outcome, Record
+from gates.engine.junit import TestReport
+from gates.git.repository import TreeState
+from gates.reporting.html import charts, model, page
 
 SVG = "{http://www.w3.org/2000/svg}"
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -192,8 +193,8 @@ def write_soaks(root: Path) -> None:
 
 
 def placeholder_save(_figure: Any, directory: Path, name: str) -> str:
-    """Stands in for `report._save`: the chart's file, with no drawing in it."""
-    file = f"{report.CHART_PREFIX}{name}.svg"
+    """Stands in for `charts._save`: the chart's file, with no drawing in it."""
+    file = f"{charts.CHART_PREFIX}{name}.svg"
     (directory / file).write_text("<svg/>")
     return file
 
@@ -203,13 +204,13 @@ def placeholder_charts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Charts are built but saved as placeholders: the tests using this check which charts a
     report has and what its page says, not how a chart looks. Drawing (layout, text as paths) is
     most of a report's time; test_every_chart_is_an_svg_that_draws draws every chart for real."""
-    monkeypatch.setattr(report, "_save", placeholder_save)
+    monkeypatch.setattr(charts, "_save", placeholder_save)
 
 
 def write_synthetic_report(root: Path) -> tuple[Path, str]:
     write_project(root)
     write_history(root)
-    index = report.write_report(root, commits=20, now=START + timedelta(days=2))
+    index = page.write_report(root, commits=20, now=START + timedelta(days=2))
     return index, index.read_text()
 
 
@@ -218,7 +219,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One report of the synthetic history (charts as placeholders), shared by the tests that
     only read its page."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(report, "_save", placeholder_save)
+        patch.setattr(charts, "_save", placeholder_save)
         return write_synthetic_report(tmp_path_factory.mktemp("report") / "project")
 
 
@@ -283,7 +284,7 @@ def test_strings_from_history_are_escaped(written: tuple[Path, str]) -> None:
 
 def test_an_empty_history_says_how_to_produce_one(tmp_path: Path) -> None:
     root = write_project(tmp_path / "project")
-    index = report.write_report(root)
+    index = page.write_report(root)
     html = index.read_text()
     assert "Nothing recorded yet" in html
     assert "<code>uv run invoke gates</code>" in html
@@ -296,7 +297,7 @@ def test_the_grid_keeps_the_last_commits_and_the_latest_outcome(tmp_path: Path) 
     root = write_project(tmp_path / "project")
     write_history(root)
     records = list(History(root / ".gates" / "history.jsonl").records())
-    grid = report.outcome_grid(records, ["deps/lock", "unit/serial", "gone/gate"], commits=2)
+    grid = model.outcome_grid(records, ["deps/lock", "unit/serial", "gone/gate"], commits=2)
     assert [c.label for c in grid.columns] == ["2222222", "3333333", "3333333+"]
     assert grid.gates[:3] == ["deps/lock", "unit/serial", "gone/gate"]
     assert "unit/speedup" in grid.gates  # known to history, not declared: still shown
@@ -304,7 +305,7 @@ def test_the_grid_keeps_the_last_commits_and_the_latest_outcome(tmp_path: Path) 
     assert serial is not None
     assert serial.outcome == "passed"
     assert grid.cell("gone/gate", 1) is None
-    whole = report.outcome_grid(records, ["unit/serial"], commits=20)
+    whole = model.outcome_grid(records, ["unit/serial"], commits=20)
     labels = ["1111111", "1111111+", "2222222", "3333333", "3333333+"]
     assert [c.label for c in whole.columns] == labels
     dirty = whole.cell("unit/serial", 1)
@@ -325,7 +326,7 @@ def test_malformed_metrics_are_left_out_not_fatal(tmp_path: Path) -> None:
             ("unit", "serial", "passed", {"skips": ["not a mapping"]}),
         ],
     )
-    index = report.write_report(root)
+    index = page.write_report(root)
     html = index.read_text()
     assert "No benchmark comparison recorded yet" in html
     assert "No speedup measured yet" in html
@@ -338,7 +339,7 @@ def test_malformed_metrics_are_left_out_not_fatal(tmp_path: Path) -> None:
 def test_stored_soaks_skip_foreign_files_newest_first(tmp_path: Path) -> None:
     write_soaks(tmp_path)
     (tmp_path / soak.SOAK_DIR / "other.json").write_text(json.dumps({"tier": "e2e"}))
-    soaks = report.stored_soaks(tmp_path / soak.SOAK_DIR)
+    soaks = soak.stored_soaks(tmp_path / soak.SOAK_DIR)
     assert [(s.tier, len(s.runs), len(s.failing)) for s in soaks] == [("unit", 3, 0), ("e2e", 3, 3)]
     assert soaks[1].failing[0].verdict == "always"
     assert soaks[1].failing[1].verdict == "flaky"
@@ -352,7 +353,7 @@ def test_a_rewrite_removes_only_its_own_stale_charts(tmp_path: Path) -> None:
     (out / "chart-gone.svg").write_text("<svg/>")
     (out / "mine.svg").write_text("<svg/>")
     Recorder(root).run("r", C1, [("deps", "lock", "passed", {})])
-    index = report.write_report(root, out)
+    index = page.write_report(root, out)
     assert index == out / "index.html"
     assert sorted(p.name for p in out.iterdir()) == [
         "chart-durations.svg",
@@ -362,13 +363,13 @@ def test_a_rewrite_removes_only_its_own_stale_charts(tmp_path: Path) -> None:
     ]
 
 
-def phase_time(moment: datetime, phase: str = "unit", outcome: str = "passed") -> report.PhaseTime:
-    return report.PhaseTime(moment, phase, 12.0, outcome)
+def phase_time(moment: datetime, phase: str = "unit", outcome: str = "passed") -> model.PhaseTime:
+    return model.PhaseTime(moment, phase, 12.0, outcome)
 
 
-def x_window(points: list[report.PhaseTime]) -> tuple[datetime, datetime]:
+def x_window(points: list[model.PhaseTime]) -> tuple[datetime, datetime]:
     """The time span the durations chart's x axis shows (the figure is built, not drawn)."""
-    axes = report.duration_figure(points, ["deps", "unit"]).axes[0]
+    axes = charts.duration_figure(points, ["deps", "unit"]).axes[0]
     low, high = axes.get_xlim()
     return mdates.num2date(low), mdates.num2date(high)  # type: ignore[no-untyped-call]
 
@@ -382,8 +383,8 @@ def test_the_durations_axis_of_a_single_run_is_a_small_window() -> None:
     points = [phase_time(START, "deps"), phase_time(START, "unit", "failed")]
     low, high = x_window(points)
     # Not the four years matplotlib picks around a single date: an hour centred on the run.
-    assert about(low, START - report.MIN_TIME_WINDOW / 2)
-    assert about(high, START + report.MIN_TIME_WINDOW / 2)
+    assert about(low, START - charts.MIN_TIME_WINDOW / 2)
+    assert about(high, START + charts.MIN_TIME_WINDOW / 2)
 
 
 def test_the_durations_axis_fits_the_runs_shown() -> None:
@@ -397,7 +398,7 @@ def test_the_durations_axis_fits_the_runs_shown() -> None:
     assert about(low, START - timedelta(minutes=25))
     assert about(high, START + timedelta(minutes=35))
     with pytest.raises(ValueError, match="at least one time"):
-        report.time_window([])
+        charts.time_window([])
 
 
 # ---------------------------------------------------------------------------------- commands
@@ -448,7 +449,7 @@ def test_a_report_that_fails_warns_and_keeps_the_gates_status(
     def broken(root: Path) -> Path:
         raise OSError(f"disk full under {root}")
 
-    monkeypatch.setattr(report, "write_report", broken)
+    monkeypatch.setattr(page, "write_report", broken)
     assert cli.gates() == 0
     out = capsys.readouterr().out
     assert "warning: the report was not written: disk full under" in out

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from gates_testing import git
 
+from gates.changes.rollback import rollback, uv_sync
+from gates.engine.history import History, Record
+from gates.engine.pipeline import Pipeline
 from gates.errors import RollbackRefusedError
-from gates.history import History, Record
-from gates.pipeline import Pipeline
-from gates.rollback import rollback, uv_sync
 
 PIPELINE = Pipeline.from_table({"phases": [{"name": "p", "gates": [{"name": "g", "run": ["x"]}]}]})
 BINARY = bytes(range(256)) * 4

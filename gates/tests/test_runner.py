@@ -8,11 +8,11 @@ import pytest
 from gates_testing import PY, failing_gate, git, ok_gate, pipeline_toml, toml_list
 from rich.console import Console
 
-from gates.console import ConsoleReporter, status_lines
-from gates.execution import GateContext, GateResult, real_shell, tail
-from gates.history import History
-from gates.pipeline import Gate, Phase, Pipeline
-from gates.runner import Run, run_gate, run_gates
+from gates.engine.execution import GateContext, GateResult, real_shell, tail
+from gates.engine.history import History
+from gates.engine.pipeline import Gate, Phase, Pipeline
+from gates.engine.runner import Run, run_gate, run_gates
+from gates.reporting.console import ConsoleReporter, status_lines
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
 <testcase classname="tests.test_a" name="test_one" time="0.1"/>

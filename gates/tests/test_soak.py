@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from gates_testing import git
 
-from gates import soak
-from gates.repository import TreeState
+from gates import cli, soak
+from gates.git.repository import TreeState
 
 CASE = '<testcase classname="e2e.test_x" name="{name}">{body}</testcase>'
 
@@ -97,7 +97,7 @@ def test_main_exit_status_and_the_stored_soak(
 ) -> None:
     root = make_repo({"pyproject.toml": E2E_TIER})
     monkeypatch.setattr(soak, "_run", ScriptedRuns([{"a": "failed"}]))
-    assert soak.main("e2e", 1, ["-k", "a"], root=root) == 1
+    assert cli.soak_tier("e2e", 1, ["-k", "a"], root=root) == 1
     out = capsys.readouterr().out
     assert "1/1 failed (always)" in out
     (stored,) = (root / ".gates" / "soak").iterdir()
@@ -126,8 +126,8 @@ def test_main_refuses_bad_input_and_stores_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "pyproject.toml").write_text(E2E_TIER)
-    assert soak.main("nope", 1, root=tmp_path) == 2
-    assert soak.main("e2e", 0, root=tmp_path) == 2
+    assert cli.soak_tier("nope", 1, root=tmp_path) == 2
+    assert cli.soak_tier("e2e", 0, root=tmp_path) == 2
     assert "known tiers" in capsys.readouterr().out
     assert not (tmp_path / ".gates").exists()
 
@@ -137,7 +137,7 @@ def test_main_outside_a_project_refuses(
 ) -> None:
     (tmp_path / ".git").mkdir()  # tests may run inside a checkout; the search stops here
     monkeypatch.chdir(tmp_path)
-    assert soak.main("e2e", 1) == 2
+    assert cli.soak_tier("e2e", 1) == 2
     assert "no pyproject.toml with a [tool.gates] table" in capsys.readouterr().out
 
 
@@ -149,7 +149,7 @@ def test_a_soak_that_cannot_be_stored_warns_and_keeps_its_status(
     root = make_repo({"pyproject.toml": E2E_TIER})
     monkeypatch.setattr(soak, "_run", ScriptedRuns([{"a": "passed"}]))
     (root / ".gates").write_text("a file where the directory should be\n")
-    assert soak.main("e2e", 1, root=root) == 0
+    assert cli.soak_tier("e2e", 1, root=root) == 0
     out = capsys.readouterr().out
     assert "no flaky tests" in out
     assert "warning: the soak could not be stored" in out

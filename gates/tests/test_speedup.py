@@ -1,7 +1,7 @@
 """The speedup advice on synthetic suites of each shape, and one real run of the timing plugin.
 
-The suites are timing data (what `gates.timing` records), built by a small scheduler that
-hands each test, in order, to the worker that is free first — as xdist's load scheduling does.
+The suites are timing data (what `gates.pytest_plugins.timing` records), built by a small scheduler
+that hands each test, in order, to the worker that is free first — as xdist's load scheduling does.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from gates import timing
-from gates.speedup import (
+from gates.parallel.speedup import (
     EFFICIENCY,
     SERIALLY,
     SuiteTiming,
@@ -27,6 +26,7 @@ from gates.speedup import (
     advise,
     read_timing,
 )
+from gates.pytest_plugins import timing
 
 START = 1_700_000_000.0
 
@@ -320,7 +320,16 @@ def test_the_plugin_records_serially_and_under_xdist(tmp_path: Path) -> None:
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     runs = {"serial": [], "xdist": ["-p", "xdist.plugin", "-n", "2"]}
     # Both runs at once: the test costs one pytest start-up instead of two.
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "gates.timing", "-p", "no:cacheprovider"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "gates.pytest_plugins.timing",
+        "-p",
+        "no:cacheprovider",
+    ]
     processes = {
         name: subprocess.Popen(
             [*command, *args, "test_tiny.py"],

@@ -8,12 +8,7 @@ from pathlib import Path
 import pytest
 from gates_testing import git
 
-from gates.errors import UpgradeError
-from gates.execution import GateResult
-from gates.pipeline import Gate, Phase
-from gates.repository import TreeState
-from gates.runner import Run
-from gates.upgrade import (
+from gates.changes.upgrade import (
     VersionChange,
     commit_message,
     locked_versions,
@@ -21,6 +16,11 @@ from gates.upgrade import (
     upgrade,
     version_changes,
 )
+from gates.engine.execution import GateResult
+from gates.engine.pipeline import Gate, Phase
+from gates.engine.runner import Run
+from gates.errors import UpgradeError
+from gates.git.repository import TreeState
 
 PYPROJECT = b"[project]\nname = 'demo'  # keep this comment\ndependencies = ['rich']\n"
 LOCK = b"""version = 1

@@ -17,8 +17,8 @@ import pytest
 from rich.console import Console
 
 from gates.cli import execute
-from gates.execution import GateContext
-from gates.runner import Run
+from gates.engine.execution import GateContext
+from gates.engine.runner import Run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

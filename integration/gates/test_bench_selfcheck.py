@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from gates.bench import BenchReport, BenchSettings, run_comparison
-from gates.execution import real_shell
+from gates.bench.compare import BenchReport, run_comparison
+from gates.bench.settings import BenchSettings
+from gates.engine.execution import real_shell
 
 ROOT = Path(__file__).parents[2]
 SELECTION = ["bench/test_service.py::test_state_machine"]

@@ -15,7 +15,7 @@ import pytest
 from github import Auth, Github
 from github.Repository import Repository
 
-from gates.github import GitHubReporter, Target
+from gates.reporting.github import GitHubReporter, Target
 
 REQUIRED = ("GITHUB_TOKEN", "HANGAR_TEST_GITHUB_REPO")
 missing = [name for name in REQUIRED if not os.environ.get(name)]

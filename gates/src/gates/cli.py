@@ -2,29 +2,33 @@
 
 Each subcommand is a function here that returns an exit status; `main` parses the command line.
 A project's task runner (Invoke tasks, say) may call `main` with the same arguments, so both
-ways say the same things.
+ways say the same things. This is the only module that prints: the modules below return data.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
 from rich.text import Text
 
 from gates import __version__
-from gates.console import ConsoleReporter, make_console, status_lines
-from gates.errors import GatesError
-from gates.execution import GateContext
-from gates.history import History
-from gates.pipeline import Pipeline
+from gates.changes.rollback import rollback
+from gates.changes.upgrade import upgrade
+from gates.checks import CHECKS
+from gates.engine.execution import GateContext
+from gates.engine.history import History
+from gates.engine.pipeline import Pipeline
+from gates.engine.runner import Reporter, Run, new_run_id, run_gates
+from gates.errors import ConfigError, GatesError
 from gates.project import find_root
-from gates.rollback import rollback
-from gates.runner import Reporter, Run, new_run_id, run_gates
-from gates.upgrade import upgrade
+from gates.reporting.console import ConsoleReporter, make_console, status_lines
+from gates.tiers import Tiers
 
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
@@ -52,7 +56,7 @@ def _github_reporter(
     """`--github` forces reporting, None turns it on when Actions' variables are all set."""
     if enabled is False:
         return None
-    from gates.github import GitHubReporter, Target
+    from gates.reporting.github import GitHubReporter, Target
 
     target = Target.from_environment(environ)
     if target is None:
@@ -99,6 +103,7 @@ def execute(
         reporters=reporters,
         keep_going=keep_going,
         run_id=run_id,
+        checks=CHECKS,
     )
 
 
@@ -132,7 +137,7 @@ def gates(
 def _report_after_run(root: Path, console: Console) -> None:
     """Write the report after a run; a failure to do so warns and never changes an outcome."""
     try:
-        from gates.report import write_report
+        from gates.reporting.html.page import write_report
     except ImportError as error:
         console.print(f"report: not written: {REPORT_NEEDS} ({error})", highlight=False)
         return
@@ -156,7 +161,7 @@ def report(
     console = console or make_console()
     try:
         root = root or find_root()
-        from gates.report import write_report
+        from gates.reporting.html.page import write_report
 
         target = Path(output).resolve() if output else None
         index = write_report(root, target, commits=commits)
@@ -272,6 +277,138 @@ def upgrade_dependencies(
     return 0
 
 
+def soak_tier(tier: str, runs: int, extra: Sequence[str] = (), *, root: Path | None = None) -> int:
+    """`invoke soak`: print the report and store the soak under `.gates/soak/`; 1 when any
+    test failed or a run crashed."""
+    from gates import soak
+
+    try:
+        root = root or find_root()
+        tiers = Tiers.load(root)
+        soak.command_for(tier, Path("check"), tiers=tiers)  # an unknown tier fails first
+    except GatesError as error:
+        print(f"error: {error}")
+        return EXIT_REFUSED
+    run_id = new_run_id()
+    started = datetime.now(timezone.utc)
+    state = soak.tree_state(root)  # the code that is soaked: the tree as it is now
+    try:
+        result = soak.soak(
+            tier,
+            runs,
+            extra=extra,
+            on_run=lambda run: print(
+                f"soak {tier}: run {run.number}/{runs} exit {run.exit_status}", flush=True
+            ),
+            tiers=tiers,
+        )
+    except soak.SoakError as error:
+        print(f"error: {error}")
+        return EXIT_REFUSED
+    print(result.render())
+    try:
+        path = soak.store(
+            result, root / soak.SOAK_DIR, run_id=run_id, started=started, state=state, extra=extra
+        )
+    except OSError as error:
+        print(f"warning: the soak could not be stored: {error}")
+    else:
+        print(f"soak stored: {path} (shown by `uv run invoke report`)")
+    return 0 if result.ok else EXIT_FAILED
+
+
+def calibrate(runs: int, factor: float, selection: Sequence[str] = ()) -> int:
+    """`invoke calibrate`: print the table and the rates; 2 when it cannot run, 130 on Ctrl-C
+    (the finished runs stay in the results' calibration.json)."""
+    from gates.bench.calibration import calibrate as measure
+    from gates.bench.calibration import gate_selection
+    from gates.bench.settings import BenchSettings
+
+    console = make_console()
+    results: Path | None = None
+    try:
+        root = find_root()
+        settings = BenchSettings.load(root)
+        chosen = list(selection) or gate_selection(root)
+        results = root / ".gates" / "calibration" / new_run_id()
+        console.print(
+            f"calibrating the bench gate: {runs} runs of 2 comparisons of HEAD with itself "
+            f"({settings.rounds} rounds each, {' '.join(chosen)}); results in {results}",
+            highlight=False,
+        )
+        calibration = measure(
+            root,
+            runs=runs,
+            factor=factor,
+            settings=settings,
+            results=results,
+            log=results / "bench.log",
+            selection=chosen,
+            progress=lambda line: console.print(line, highlight=False, markup=False),
+        )
+    except GatesError as error:
+        console.print(Text.assemble(("error: ", "bold red"), str(error)))
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        console.print(f"interrupted; the worktrees are removed; finished runs: {results}")
+        return 130
+    console.print(calibration.table())
+    console.print(calibration.summary(), highlight=False)
+    console.print(f"results: {results / 'calibration.json'}", highlight=False)
+    return 0
+
+
+def provision_tiers(tiers: Sequence[str] = (), *, check: bool = False) -> int:
+    """`gates provision`: install the tiers' system tools (all tiers by default) and list them;
+    1 under CI=true when any is short. A bad tier or table exits 2 with the reason on stderr."""
+    from gates.provision import ProvisionSpec, ensure, is_ci
+
+    try:
+        spec = ProvisionSpec.load()
+        chosen = list(tiers) or sorted(spec.tiers)
+        reports = [ensure(t, install=False if check else None, spec=spec) for t in chosen]
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_REFUSED) from error
+    short = False
+    for found in reports:
+        for tool in found.tools.values():
+            print(f"{found.tier}: {tool.name} {tool.path} ({tool.version or 'version unknown'})")
+        if found.installed:
+            print(f"{found.tier}: installed {' '.join(found.installed)}")
+        if not found.ok:
+            short = True
+            verdict = "fails under CI=true" if is_ci() else "will be skipped"
+            print(f"{found.tier}: {found.reason('missing')} — the tier {verdict}")
+    return EXIT_FAILED if short and is_ci() else 0
+
+
+def init_project(*, dry_run: bool = False, root: Path | None = None) -> int:
+    """`gates init`: print the choices and the table; write them unless `dry_run`."""
+    from gates import init as starter
+    from gates.project import PYPROJECT
+
+    root = root or Path.cwd()
+    try:
+        if not (root / PYPROJECT).is_file():
+            raise ConfigError(f"no {PYPROJECT} in {root}: run gates init at the project's root")
+        chosen = starter.survey(root)
+    except GatesError as error:
+        print(f"error: {error}")
+        return EXIT_REFUSED
+    print("gates init chose:")
+    for reason in chosen.reasons:
+        print(f"  - {reason}")
+    print(chosen.toml())
+    if dry_run:
+        print("(dry run: nothing written)")
+        return 0
+    for change in starter.write(root, chosen):
+        print(f"wrote {change}")
+    print("next: gates run   (then: gates status, gates report)")
+    return 0
+
+
 # ---------------------------------------------------------------- the command line
 
 
@@ -366,17 +503,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "report":
         return report(output=args.output or None, commits=args.commits)
     if command == "soak":
-        from gates import soak
-
-        return soak.main(args.tier, args.runs, args.pytest_args)
+        return soak_tier(args.tier, args.runs, args.pytest_args)
     if command == "calibrate":
-        from gates import calibration
-
-        return calibration.main(args.runs, args.factor, shlex.split(args.select))
+        return calibrate(args.runs, args.factor, shlex.split(args.select))
     if command == "provision":
-        from gates import provision
-
-        return provision.main([*args.tiers, *(["--check"] if args.check else [])])
-    from gates import init as starter
-
-    return starter.main(dry_run=args.dry_run)
+        return provision_tiers(args.tiers, check=args.check)
+    return init_project(dry_run=args.dry_run)

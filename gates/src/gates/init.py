@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gates.errors import ConfigError, GatesError
+from gates.errors import ConfigError
 from gates.project import PYPROJECT, load_pyproject
 
 TEST_GROUP_NAMES = ("test", "tests", "testing", "dev")
@@ -192,26 +192,3 @@ def write(root: Path, starter: Starter) -> list[str]:
         ignore.write_text("\n".join([*lines, "/.gates/"]) + "\n")
         changed.append(".gitignore: added /.gates/ (the history must not make the tree dirty)")
     return changed
-
-
-def main(*, dry_run: bool = False, root: Path | None = None) -> int:
-    """`gates init`: print the choices and the table; write them unless `dry_run`."""
-    root = root or Path.cwd()
-    try:
-        if not (root / PYPROJECT).is_file():
-            raise ConfigError(f"no {PYPROJECT} in {root}: run gates init at the project's root")
-        starter = survey(root)
-    except GatesError as error:
-        print(f"error: {error}")
-        return 2
-    print("gates init chose:")
-    for reason in starter.reasons:
-        print(f"  - {reason}")
-    print(starter.toml())
-    if dry_run:
-        print("(dry run: nothing written)")
-        return 0
-    for change in write(root, starter):
-        print(f"wrote {change}")
-    print("next: gates run   (then: gates status, gates report)")
-    return 0

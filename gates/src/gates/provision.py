@@ -9,20 +9,18 @@ GATES_PROVISION) is 0, and returns a report. A tier whose tools are still missin
 with the reason and the install command, except under CI=true, where it fails: CI never hides a
 tier.
 
-Run `python -m gates.provision [TIER ...]` to provision from a shell (all tiers by default).
+Run `gates provision [TIER ...]` to provision from a shell (all tiers by default).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from gates.errors import ConfigError, ToolsMissingError
 from gates.project import find_root, gates_table
@@ -362,39 +360,3 @@ def _look(
             version = tool_version(path, requirement.version_args)
             report.tools[requirement.command] = Tool(requirement.command, path, version)
     return report
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: provision the given tiers (all by default); exit 1 under CI=true when any is short."""
-    parser = argparse.ArgumentParser(
-        prog="gates provision", description="Install the system tools of test tiers."
-    )
-    parser.add_argument("tiers", nargs="*", help="tiers to provision (default: every tier)")
-    parser.add_argument("--check", action="store_true", help="only look; install nothing")
-    args = parser.parse_args(argv)
-    try:
-        spec = ProvisionSpec.load()
-        tiers = args.tiers or sorted(spec.tiers)
-        reports = [ensure(t, install=False if args.check else None, spec=spec) for t in tiers]
-    except ConfigError as error:
-        return _die(str(error))
-    short = False
-    for report in reports:
-        for tool in report.tools.values():
-            print(f"{report.tier}: {tool.name} {tool.path} ({tool.version or 'version unknown'})")
-        if report.installed:
-            print(f"{report.tier}: installed {' '.join(report.installed)}")
-        if not report.ok:
-            short = True
-            verdict = "fails under CI=true" if is_ci() else "will be skipped"
-            print(f"{report.tier}: {report.reason('missing')} — the tier {verdict}")
-    return 1 if short and is_ci() else 0
-
-
-def _die(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,13 +1,14 @@
 """Soak: run one test tier N times and list every test that failed at least once (flaky).
 
-A tier runs through its nox session (`nox -R` reuses the warm environment), each run writing a
-junit report that `gates.junit.TestReport` reads. A test that failed in some runs and passed in
+A tier runs through its nox session (`nox -R` reuses the warm environment), each run writing a junit
+report that `gates.engine.junit.TestReport` reads. A test that failed in some runs and passed in
 others is flaky; one that failed in every run is broken; both are listed with their failure counts.
 A run that crashed without a report is listed too, so nothing is hidden behind "no data".
 
-`main` (the `invoke soak` task) stores each soak as `.gates/soak/<run id>.json` — the tier, every
-run (exit status, seconds, counts) and every test that failed at least once — which
-`invoke report` shows; `soak` itself only runs and collects.
+`store` keeps each soak as `.gates/soak/<run id>.json` — the tier, every run (exit status,
+seconds, counts) and every test that failed at least once — in the one stored shape,
+`StoredSoak`, which `stored_soaks` reads back for `invoke report`; `soak` itself only runs and
+collects.
 """
 
 from __future__ import annotations
@@ -17,18 +18,17 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from gates.engine.junit import TestReport
 from gates.errors import GatesError, GitError
 from gates.files import write_atomic
-from gates.junit import TestReport
+from gates.git.repository import Repository, TreeState
 from gates.project import find_root
-from gates.repository import Repository, TreeState
-from gates.runner import new_run_id
 from gates.tiers import Tiers
 
 # Where `invoke soak` stores its soaks, relative to the project root (read by `invoke report`).
@@ -120,33 +120,6 @@ class SoakResult:
     def ok(self) -> bool:
         return not self.failing and not self.crashed_runs
 
-    def to_dict(self) -> dict[str, Any]:
-        """What is stored of the soak: every run, and every test that failed at least once."""
-        return {
-            "tier": self.tier,
-            "runs": [
-                {
-                    "number": run.number,
-                    "exit_status": run.exit_status,
-                    "seconds": round(run.seconds, 3),
-                    "crashed": run.crashed,
-                    "counts": run.report.counts,
-                }
-                for run in self.runs
-            ],
-            "failing": [
-                {
-                    "test": test,
-                    "failures": failures,
-                    "runs": runs,
-                    "last_message": self.last_message(test)[:MESSAGE_LIMIT],
-                }
-                for test, failures, runs in self.failing
-            ],
-            "crashed_runs": [run.number for run in self.crashed_runs],
-            "ok": self.ok,
-        }
-
     def render(self) -> str:
         """A report for a person: per run, then every test that failed at least once."""
         lines = [f"soak of tier {self.tier}: {len(self.runs)} runs"]
@@ -202,6 +175,153 @@ def soak(
     return result
 
 
+@dataclass(frozen=True)
+class SoakRun:
+    """One run as stored: exit status, seconds, whether it crashed, its outcome counts."""
+
+    number: int
+    exit_status: int
+    seconds: float
+    crashed: bool
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class FailingTest:
+    """A test that failed in at least one run of a soak."""
+
+    test: str
+    failures: int
+    runs: int
+    last_message: str
+
+    @property
+    def verdict(self) -> str:
+        return "always" if self.failures >= self.runs else "flaky"
+
+
+@dataclass(frozen=True)
+class StoredSoak:
+    """One soak as `.gates/soak/<run id>.json` holds it: what `store` writes and
+    `stored_soaks` reads (the report shows it)."""
+
+    run_id: str
+    time: str
+    tier: str
+    commit: str
+    dirty: bool
+    pytest_args: list[str]
+    runs: list[SoakRun]
+    failing: list[FailingTest]
+
+    @property
+    def crashed(self) -> list[int]:
+        return [run.number for run in self.runs if run.crashed]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failing and not self.crashed
+
+    @classmethod
+    def of(
+        cls,
+        result: SoakResult,
+        *,
+        run_id: str,
+        started: datetime,
+        state: TreeState | None = None,
+        extra: Sequence[str] = (),
+    ) -> StoredSoak:
+        """What is stored of a soak: every run, and every test that failed at least once."""
+        return cls(
+            run_id=run_id,
+            time=started.isoformat(timespec="seconds"),
+            tier=result.tier,
+            commit=state.commit if state else "",
+            dirty=state.dirty if state else False,
+            pytest_args=list(extra),
+            runs=[
+                SoakRun(
+                    run.number,
+                    run.exit_status,
+                    round(run.seconds, 3),
+                    run.crashed,
+                    run.report.counts,
+                )
+                for run in result.runs
+            ],
+            failing=[
+                FailingTest(test, failures, runs, result.last_message(test)[:MESSAGE_LIMIT])
+                for test, failures, runs in result.failing
+            ],
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StoredSoak:
+        """Read a stored soak; a missing or mistyped field raises KeyError, TypeError or
+        ValueError."""
+        runs = [
+            SoakRun(
+                number=int(run["number"]),
+                exit_status=int(run["exit_status"]),
+                seconds=float(run["seconds"]),
+                crashed=bool(run.get("crashed", False)),
+                counts={str(k): int(v) for k, v in dict(run.get("counts") or {}).items()},
+            )
+            for run in data["runs"]
+        ]
+        failing = [
+            FailingTest(
+                test=str(item["test"]),
+                failures=int(item["failures"]),
+                runs=int(item["runs"]),
+                last_message=str(item.get("last_message", "")),
+            )
+            for item in data.get("failing") or []
+        ]
+        return cls(
+            run_id=str(data["run_id"]),
+            time=str(data.get("time", "")),
+            tier=str(data["tier"]),
+            commit=str(data.get("commit", "")),
+            dirty=bool(data.get("dirty", False)),
+            pytest_args=[str(a) for a in data.get("pytest_args") or []],
+            runs=runs,
+            failing=failing,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "time": self.time,
+            "commit": self.commit,
+            "dirty": self.dirty,
+            "pytest_args": self.pytest_args,
+            "tier": self.tier,
+            "runs": [
+                {
+                    "number": run.number,
+                    "exit_status": run.exit_status,
+                    "seconds": run.seconds,
+                    "crashed": run.crashed,
+                    "counts": run.counts,
+                }
+                for run in self.runs
+            ],
+            "failing": [
+                {
+                    "test": test.test,
+                    "failures": test.failures,
+                    "runs": test.runs,
+                    "last_message": test.last_message,
+                }
+                for test in self.failing
+            ],
+            "crashed_runs": self.crashed,
+            "ok": self.ok,
+        }
+
+
 def store(
     result: SoakResult,
     directory: Path,
@@ -212,61 +332,28 @@ def store(
     extra: Sequence[str] = (),
 ) -> Path:
     """Write the soak to `directory/<run_id>.json` atomically (a reader never sees half of it)."""
-    payload = {
-        "run_id": run_id,
-        "time": started.isoformat(timespec="seconds"),
-        "commit": state.commit if state else "",
-        "dirty": state.dirty if state else False,
-        "pytest_args": list(extra),
-        **result.to_dict(),
-    }
+    stored = StoredSoak.of(result, run_id=run_id, started=started, state=state, extra=extra)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{run_id}.json"
-    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    text = json.dumps(stored.to_dict(), indent=2, sort_keys=True) + "\n"
     write_atomic(target, lambda handle: handle.write(text.encode("utf-8")), durable=True)
     return target
 
 
-def _tree_state(root: Path) -> TreeState | None:
+def stored_soaks(directory: Path, limit: int = 10) -> list[StoredSoak]:
+    """The latest `limit` stored soaks, newest first; unreadable or foreign files are skipped."""
+    soaks = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            soaks.append(StoredSoak.from_dict(json.loads(path.read_text())))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    soaks.sort(key=lambda s: s.run_id)
+    return list(reversed(soaks[-limit:]))
+
+
+def tree_state(root: Path) -> TreeState | None:
     try:
         return Repository(root).state()
     except GitError:
         return None
-
-
-def main(tier: str, runs: int, extra: Sequence[str] = (), *, root: Path | None = None) -> int:
-    """CLI entry (`invoke soak`): print the report and store the soak under `.gates/soak/`;
-    exit 1 when any test failed or a run crashed."""
-    try:
-        root = root or find_root()
-        tiers = Tiers.load(root)
-        command_for(tier, Path("check"), tiers=tiers)  # an unknown tier fails before anything
-    except GatesError as error:
-        print(f"error: {error}")
-        return 2
-    run_id = new_run_id()
-    started = datetime.now(timezone.utc)
-    state = _tree_state(root)  # the code that is soaked: the tree as it is now
-    try:
-        result = soak(
-            tier,
-            runs,
-            extra=extra,
-            on_run=lambda run: print(
-                f"soak {tier}: run {run.number}/{runs} exit {run.exit_status}", flush=True
-            ),
-            tiers=tiers,
-        )
-    except SoakError as error:
-        print(f"error: {error}")
-        return 2
-    print(result.render())
-    try:
-        path = store(
-            result, root / SOAK_DIR, run_id=run_id, started=started, state=state, extra=extra
-        )
-    except OSError as error:
-        print(f"warning: the soak could not be stored: {error}")
-    else:
-        print(f"soak stored: {path} (shown by `uv run invoke report`)")
-    return 0 if result.ok else 1

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from gates.engine.history import History
 from gates.errors import GatesError
-from gates.history import History
-from gates.repository import Repository
+from gates.git.repository import Repository
 
 REMOTE = "origin"
 BASELINE_COMMAND = "uv run invoke gates --only bench --baseline REV"

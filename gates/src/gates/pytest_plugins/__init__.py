@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from gates import collection, timing
+from gates.pytest_plugins import collection, timing
 
 # Top-level module name -> the gates module whose source it is.
 PLUGINS = {"gates_timing": timing, "gates_collection": collection}

@@ -1,7 +1,8 @@
 """A pytest plugin that writes each collected test's markers to a JSON file.
 
-Loaded by the `collect` and `categorization` checks with `-p gates.collection` and
-`GATES_COLLECTION_REPORT=PATH`; it runs after the root conftest has added the tier markers.
+Loaded by the `collect` and `categorization` checks as `-p gates_collection` (a copy of this file,
+see gates.pytest_plugins) with `GATES_COLLECTION_REPORT=PATH`; it runs after the root conftest has
+added the tier markers.
 """
 
 from __future__ import annotations

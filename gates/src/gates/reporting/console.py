@@ -8,10 +8,10 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gates.execution import GateResult
-from gates.history import History
-from gates.pipeline import Gate, Phase, Pipeline
-from gates.runner import Run
+from gates.engine.execution import GateResult
+from gates.engine.history import History
+from gates.engine.pipeline import Gate, Phase, Pipeline
+from gates.engine.runner import Run
 
 STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow", "not run": "dim"}
 

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import Protocol
 
-from gates.checks import CHECKS
-from gates.execution import GateContext, GateResult, nox_command, tail
-from gates.history import History, Record
-from gates.junit import TestReport
-from gates.pipeline import Gate, Phase
-from gates.plugins import plugin
-from gates.repository import Repository, TreeState
-from gates.timing import REPORT_VARIABLE as TIMING_VARIABLE
+from gates.engine.execution import GateContext, GateResult, nox_command, tail
+from gates.engine.history import History, Record
+from gates.engine.junit import TestReport
+from gates.engine.pipeline import Gate, Phase
+from gates.git.repository import Repository, TreeState
+from gates.pytest_plugins import plugin
+from gates.pytest_plugins.timing import REPORT_VARIABLE as TIMING_VARIABLE
+
+# A built-in check: judges a gate from what the run has so far. The registry of them is passed
+# in (gates.checks.CHECKS), so the engine knows no check by name.
+Check = Callable[[Gate, GateContext], GateResult]
+NO_CHECKS: Mapping[str, Check] = MappingProxyType({})
 
 
 class Reporter(Protocol):
@@ -72,8 +77,10 @@ def run_gates(
     reporters: Sequence[Reporter] = (),
     keep_going: bool = False,
     run_id: str | None = None,
+    checks: Mapping[str, Check] = NO_CHECKS,
 ) -> Run:
-    """Run `phases` in order; stop at the first failing gate unless `keep_going`."""
+    """Run `phases` in order; stop at the first failing gate unless `keep_going`. A check gate
+    runs the check of that name in `checks`."""
     run = Run(run_id or new_run_id(), Repository(ctx.root).state(), list(phases))
     for reporter in reporters:
         reporter.run_started(run)
@@ -87,7 +94,7 @@ def run_gates(
         for gate in phase.gates:
             for reporter in reporters:
                 reporter.gate_started(gate)
-            result = run_gate(gate, ctx)
+            result = run_gate(gate, ctx, checks)
             ctx.results[gate.key] = result
             history.append(_record(run, gate, result))
             phase_results.append((gate, result))
@@ -121,11 +128,11 @@ def _record(run: Run, gate: Gate, result: GateResult) -> Record:
     )
 
 
-def run_gate(gate: Gate, ctx: GateContext) -> GateResult:
+def run_gate(gate: Gate, ctx: GateContext, checks: Mapping[str, Check] = NO_CHECKS) -> GateResult:
     """Run one gate and judge it; an unexpected error fails the gate with the error's words."""
     started = time.perf_counter()
     try:
-        result = _check(gate, ctx) if gate.kind == "check" else _command(gate, ctx)
+        result = _check(gate, ctx, checks) if gate.kind == "check" else _command(gate, ctx)
     except Exception as error:  # a gate that crashes is a failed gate, never a crashed run
         result = GateResult("failed", summary=f"{type(error).__name__}: {error}")
     result.duration_s = time.perf_counter() - started
@@ -136,9 +143,12 @@ def run_gate(gate: Gate, ctx: GateContext) -> GateResult:
     return result
 
 
-def _check(gate: Gate, ctx: GateContext) -> GateResult:
+def _check(gate: Gate, ctx: GateContext, checks: Mapping[str, Check]) -> GateResult:
     assert isinstance(gate.target, str)
-    return CHECKS[gate.target](gate, ctx)
+    check = checks.get(gate.target)
+    if check is None:
+        return GateResult("failed", summary=f"no check {gate.target!r} was given to the run")
+    return check(gate, ctx)
 
 
 def _command(gate: Gate, ctx: GateContext) -> GateResult:

@@ -17,9 +17,9 @@ from github import Auth, Github, GithubException
 from github.GithubObject import NotSet
 from github.Repository import Repository as GitHubRepository
 
-from gates.execution import GateResult
-from gates.pipeline import Gate, Phase
-from gates.runner import Run
+from gates.engine.execution import GateResult
+from gates.engine.pipeline import Gate, Phase
+from gates.engine.runner import Run
 
 MARKER = "<!-- gates:summary -->"
 DESCRIPTION_LIMIT = 140  # GitHub rejects longer status descriptions

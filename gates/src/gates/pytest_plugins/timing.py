@@ -1,10 +1,10 @@
 """A pytest plugin that records when each test ran, serially or under pytest-xdist.
 
-Loaded with `-p gates.timing` and `GATES_TIMING_REPORT=PATH`; without the variable it does
-nothing. It records in the process that owns the session (the xdist controller, or the only
-process of a serial run) from the test reports: under xdist the workers send theirs to the
-controller, each naming its worker (`report.worker_id`, e.g. "gw0"). At session finish it
-writes PATH atomically:
+Loaded as `-p gates_timing` (a copy of this file, see gates.pytest_plugins) with
+`GATES_TIMING_REPORT=PATH`; without the variable it does nothing. It records in the process that
+owns the session (the xdist controller, or the only process of a serial run) from the test reports:
+under xdist the workers send theirs to the controller, each naming its worker (`report.worker_id`,
+e.g. "gw0"). At session finish it writes PATH atomically:
 
     {
       "format": 1,

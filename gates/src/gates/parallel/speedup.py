@@ -1,10 +1,10 @@
 """What limits running the tests in parallel, measured from a serial and an xdist run.
 
-Both runs are recorded by the `gates.timing` plugin, so both walls are measured the same way:
-from the controller's session start (before collection, before xdist starts workers) to its
-session finish. From the serial run alone this module derives what the suite's own test
-durations allow (a longest-job / Amdahl bound that charges the measured worker start-up);
-against it, it judges the measured speedup and names what held it back:
+Both runs are recorded by the `gates.pytest_plugins.timing` plugin, so both walls are measured the
+same way: from the controller's session start (before collection, before xdist starts workers) to
+its session finish. From the serial run alone this module derives what the suite's own test
+durations allow (a longest-job / Amdahl bound that charges the measured worker start-up); against
+it, it judges the measured speedup and names what held it back:
 
 - inflation: tests take longer under xdist than serially (a lock, a shared resource, or more
   busy processes than cores);
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from gates.engine.history import Outcome
 from gates.errors import GatesError
-from gates.history import Outcome
 
 # -- the constants of the judgement -----------------------------------------------------------
 
@@ -147,7 +147,7 @@ class SuiteTiming:
 
 
 def read_timing(path: Path) -> SuiteTiming:
-    """Read a report of the `gates.timing` plugin; a missing or malformed one raises
+    """Read a report of the `gates.pytest_plugins.timing` plugin; a missing or malformed one raises
     TimingError naming the file and what was wrong."""
     try:
         document = json.loads(path.read_text())

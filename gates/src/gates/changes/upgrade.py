@@ -11,12 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gates.engine.execution import GateResult
+from gates.engine.pipeline import Gate
+from gates.engine.runner import Run
 from gates.errors import UpgradeError
-from gates.execution import GateResult
-from gates.pipeline import Gate
+from gates.git.repository import Repository
 from gates.project import toml_loads
-from gates.repository import Repository
-from gates.runner import Run
 
 FILES = ("pyproject.toml", "uv.lock")
 SYNC = ("uv", "sync", "--locked", "--all-groups")

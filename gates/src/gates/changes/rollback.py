@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from gates.engine.history import History
+from gates.engine.pipeline import Pipeline
 from gates.errors import RollbackRefusedError
-from gates.history import History
-from gates.pipeline import Pipeline
-from gates.repository import Repository
+from gates.git.repository import Repository
 
 # Re-syncs the environment after the tree changed; returns '' or what went wrong.
 Sync = Callable[[Path], str]

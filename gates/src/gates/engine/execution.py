@@ -14,8 +14,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Protocol
 
-from gates.history import Outcome
-from gates.junit import TestReport
+from gates.engine.history import Outcome
+from gates.engine.junit import TestReport
 from gates.provision import ProvisionReport
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
-from rich.text import Text
 
-from gates.bench import DEFAULT_SELECTION, BenchReport, BenchSettings, run_comparison
+from gates.bench.compare import BenchReport, run_comparison
+from gates.bench.settings import DEFAULT_SELECTION, BenchSettings
+from gates.engine.execution import Shell, real_shell
+from gates.engine.pipeline import Pipeline
 from gates.errors import GatesError
-from gates.execution import Shell, real_shell
-from gates.repository import Repository
+from gates.git.repository import Repository
 
 
 class CalibrationError(GatesError):
@@ -198,53 +199,10 @@ def calibrate(
     return calibration
 
 
-def _gate_selection(root: Path) -> list[str]:
+def gate_selection(root: Path) -> list[str]:
     """The arguments of the pipeline's bench gate: calibrate what the gate compares."""
-    from gates.pipeline import Pipeline
-
     for phase in Pipeline.load(root).phases:
         for gate in phase.gates:
             if gate.kind == "check" and gate.target == "bench":
                 return list(gate.args or BenchSettings.load(root).selection)
     return list(BenchSettings.load(root).selection)
-
-
-def main(runs: int, factor: float, selection: Sequence[str] = ()) -> int:
-    """`invoke calibrate`: print the table and the rates; 2 when it cannot run, 130 on Ctrl-C
-    (the finished runs stay in the results' calibration.json)."""
-    from gates.console import make_console
-    from gates.project import find_root
-    from gates.runner import new_run_id
-
-    console = make_console()
-    results: Path | None = None
-    try:
-        root = find_root()
-        settings = BenchSettings.load(root)
-        chosen = list(selection) or _gate_selection(root)
-        results = root / ".gates" / "calibration" / new_run_id()
-        console.print(
-            f"calibrating the bench gate: {runs} runs of 2 comparisons of HEAD with itself "
-            f"({settings.rounds} rounds each, {' '.join(chosen)}); results in {results}",
-            highlight=False,
-        )
-        calibration = calibrate(
-            root,
-            runs=runs,
-            factor=factor,
-            settings=settings,
-            results=results,
-            log=results / "bench.log",
-            selection=chosen,
-            progress=lambda line: console.print(line, highlight=False, markup=False),
-        )
-    except GatesError as error:
-        console.print(Text.assemble(("error: ", "bold red"), str(error)))
-        return 2
-    except KeyboardInterrupt:
-        console.print(f"interrupted; the worktrees are removed; finished runs: {results}")
-        return 130
-    console.print(calibration.table())
-    console.print(calibration.summary(), highlight=False)
-    console.print(f"results: {results / 'calibration.json'}", highlight=False)
-    return 0

@@ -1,0 +1,221 @@
+"""The benchmark gate: the working tree against a baseline commit, side by side.
+
+The baseline is checked out into a temporary git worktree with its own environment; both sides
+run the same benchmark selection in alternating rounds (baseline, candidate, baseline, …) so
+drift of the machine hits both alike. Per benchmark and round, the ratio of a low quantile of the
+timings (candidate / baseline; the 10th percentile by default, since load on the machine only ever
+adds time) is taken between the two runs of that round, which ran one right after the other; the
+rounds' ratios are combined by their geometric mean and get a bootstrap confidence interval that
+resamples whole rounds (and the timings within them), so a round that was lucky or unlucky on one
+side widens the interval instead of deciding the verdict. A benchmark regresses only when the
+whole interval lies above 1 + its threshold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from gates.bench.settings import DEFAULT_SELECTION, BenchSettings
+from gates.bench.statistics import Comparison, compare_all
+from gates.bench.worktree import SCRATCH_PREFIX, copy_caches, sweep, worktree
+from gates.engine.execution import Shell
+from gates.errors import GatesError
+
+# pytest's exit statuses for a usage error (such as a missing directory) and for no tests.
+NOTHING_TO_RUN = (4, 5)
+
+
+class BenchError(GatesError):
+    """A side of the comparison could not run; the message names the side and the log."""
+
+
+def read_samples(path: Path) -> dict[str, list[float]]:
+    """Per benchmark (full node id), the time of each round in seconds, from pytest-benchmark's
+    `--benchmark-json` file."""
+    try:
+        document = json.loads(path.read_text())
+        return {
+            str(item["fullname"]): [float(x) for x in item["stats"]["data"]]
+            for item in document["benchmarks"]
+        }
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise BenchError(f"cannot read benchmark results {path}: {error}") from error
+
+
+def _duration(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def table(comparisons: Sequence[Comparison], confidence: float, q: float) -> Table:
+    """Baseline, change, ratio, interval and verdict of each benchmark."""
+    which = "medians" if q == 0.5 else f"{q:.0%} quantiles"
+    result = Table(title=f"benchmarks: candidate against baseline ({which})")
+    for column in ("benchmark", "baseline", "candidate", "change", "ratio"):
+        result.add_column(column, justify="left" if column == "benchmark" else "right")
+    result.add_column(f"{confidence:.0%} interval", justify="right")
+    result.add_column("threshold", justify="right")
+    result.add_column("verdict")
+    style = {"slower": "bold red", "faster": "green", "same": ""}
+    for c in comparisons:
+        result.add_row(
+            Text(c.name.rsplit("::", 1)[-1]),  # a parametrized id such as [a] is no markup
+            _duration(c.baseline_s),
+            _duration(c.candidate_s),
+            f"{c.ratio - 1:+.1%}",
+            f"{c.ratio:.3f}",
+            f"[{c.low:.3f}, {c.high:.3f}]",
+            f"+{c.threshold:.0%}",
+            f"[{style[c.verdict]}]{c.verdict}[/]" if style[c.verdict] else c.verdict,
+        )
+    return result
+
+
+def render(renderable: Table) -> str:
+    out = StringIO()
+    Console(file=out, width=120, color_system=None).print(renderable)
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Side:
+    """Where one side runs: its directory and environment (the baseline has its own venv)."""
+
+    label: str
+    cwd: Path
+    environ: Mapping[str, str]
+
+
+def pytest_argv(
+    selection: Sequence[str], output: Path, groups: Sequence[str] = ("bench",)
+) -> list[str]:
+    return [
+        "uv",
+        "run",
+        "--locked",
+        *(f"--group={group}" for group in groups),
+        "pytest",
+        "-q",
+        "-p",
+        "no:randomly",
+        "--benchmark-only",
+        f"--benchmark-json={output}",
+        *selection,
+    ]
+
+
+def missing_paths(baseline: Path, candidate: Path, selection: Sequence[str]) -> list[str]:
+    """Paths of the selection (node ids count by their file) that the candidate has and the
+    baseline lacks; options and their values name nothing in the candidate, so they pass."""
+    paths = [item.split("::", 1)[0] for item in selection if not item.startswith("-")]
+    return [p for p in paths if (candidate / p).exists() and not (baseline / p).exists()]
+
+
+@dataclass
+class BenchReport:
+    """What a comparison found, and where its files are."""
+
+    baseline: str
+    comparisons: list[Comparison]
+    only_one_side: list[str]
+    results: Path
+    rounds: int
+    swept: list[Path] = field(default_factory=list)  # leftovers of killed runs, removed first
+
+    @property
+    def regressions(self) -> list[Comparison]:
+        return [c for c in self.comparisons if c.regressed]
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline,
+            "rounds": self.rounds,
+            "results": str(self.results),
+            "regressions": len(self.regressions),
+            "benchmarks": {c.name: c.as_metrics() for c in self.comparisons},
+            "only_one_side": self.only_one_side,
+            "swept": [str(path) for path in self.swept],
+        }
+
+
+def run_comparison(
+    root: Path,
+    baseline: str,
+    *,
+    shell: Shell,
+    results: Path,
+    log: Path,
+    environ: Mapping[str, str],
+    settings: BenchSettings,
+    selection: Sequence[str] = DEFAULT_SELECTION,
+    baseline_environ: Mapping[str, str] | None = None,
+    candidate_environ: Mapping[str, str] | None = None,
+    timeout: float = 1800,
+    run_id: str = "",
+) -> BenchReport:
+    """Run the selection on `baseline` (a commit, in a worktree) and on the working tree at
+    `root` in alternating rounds; store each round's JSON, the table and a summary in `results`.
+
+    `baseline_environ` / `candidate_environ` add variables to one side only (the self-checks use
+    them for the test-only slowdown switch)."""
+    results.mkdir(parents=True, exist_ok=True)
+    swept = sweep(root, shell=shell, log=log, environ=environ)
+    base_env = {k: v for k, v in environ.items() if k not in {"VIRTUAL_ENV", settings.slowdown_env}}
+    prefix = f"{SCRATCH_PREFIX}{run_id}-" if run_id else SCRATCH_PREFIX
+    with worktree(root, baseline, shell=shell, log=log, environ=environ, prefix=prefix) as tree:
+        venv = tree.parent / "venv"
+        sides = (
+            Side(
+                "baseline",
+                tree,
+                {**base_env, "UV_PROJECT_ENVIRONMENT": str(venv), **(baseline_environ or {})},
+            ),
+            Side("candidate", root, {**environ, **(candidate_environ or {})}),
+        )
+        missing = missing_paths(tree, root, selection)
+        if missing:
+            raise BenchError(
+                f"the baseline has no benchmarks at {', '.join(missing)}; "
+                "pick one that has them with --baseline REV"
+            )
+        copy_caches(root, tree, settings.copy_to_baseline)
+        sync = ["uv", "sync", "--locked", *(f"--group={g}" for g in settings.groups), "--quiet"]
+        if shell(sync, cwd=tree, log=log, env=sides[0].environ, timeout=timeout) != 0:
+            raise BenchError(f"syncing the baseline's environment failed; see {log}")
+        # Per side and benchmark, one list of timings per round.
+        samples: dict[str, dict[str, list[list[float]]]] = {"baseline": {}, "candidate": {}}
+        for round_ in range(1, settings.rounds + 1):
+            for side in sides:
+                output = results / f"{side.label}-{round_}.json"
+                argv = pytest_argv(selection, output, settings.groups)
+                status = shell(argv, cwd=side.cwd, log=log, env=side.environ, timeout=timeout)
+                if status in NOTHING_TO_RUN:
+                    raise BenchError(
+                        f"the {side.label} side has no benchmarks matching {list(selection)} "
+                        f"(pytest exit status {status}); see {log}"
+                    )
+                if status != 0:
+                    raise BenchError(
+                        f"the benchmarks failed on the {side.label} side in round {round_} "
+                        f"(exit status {status}); see {log}"
+                    )
+                for name, data in read_samples(output).items():
+                    samples[side.label].setdefault(name, []).append(data)
+    comparisons, only = compare_all(samples["baseline"], samples["candidate"], settings)
+    report = BenchReport(baseline, comparisons, only, results, settings.rounds, swept)
+    (results / "comparison.txt").write_text(
+        render(table(comparisons, settings.confidence, settings.quantile))
+    )
+    (results / "comparison.json").write_text(json.dumps(report.metrics(), indent=2) + "\n")
+    return report

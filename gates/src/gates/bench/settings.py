@@ -1,0 +1,140 @@
+"""`[tool.gates.bench]`: what the bench gate compares, how often and how strictly."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from gates.errors import ConfigError
+from gates.project import gates_table
+from gates.tiers import Tiers
+
+DEFAULT_SELECTION = ("bench",)
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """`[tool.gates.bench]`: thresholds (a fraction: 0.1 is 10 % slower), rounds, statistics."""
+
+    threshold: float = 0.10
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    rounds: int = 5
+    confidence: float = 0.95
+    resamples: int = 2000
+    seed: int = 0
+    quantile: float = 0.1
+    # The benchmarks' test-only slowdown switch (`NAME=FACTOR,…`): never passed to the baseline
+    # side, and what `invoke calibrate` sets to measure the detection rate. "" when none.
+    slowdown_env: str = ""
+    # Paths (relative to the root) copied from the working tree into the baseline's worktree
+    # before its first round: caches that are expensive to rebuild, such as guest images.
+    copy_to_baseline: tuple[str, ...] = ()
+    # From the bench tier of [tool.gates.tiers] (`tier`, default "bench"): the dependency groups
+    # both sides run with, and what runs when a gate names no benchmarks.
+    groups: tuple[str, ...] = ("bench",)
+    selection: tuple[str, ...] = DEFAULT_SELECTION
+
+    @classmethod
+    def load(cls, root: Path, tier: str | None = None) -> BenchSettings:
+        """`[tool.gates.bench]` with the groups and test dirs of its tier (`tier`, else the
+        table's `tier`, else "bench"; a project without such a tier keeps the defaults)."""
+        table = gates_table(root).get("bench", {})
+        settings = cls.from_table(table)
+        name = tier or (table.get("tier", "bench") if isinstance(table, dict) else "bench")
+        tiers = Tiers.load(root)
+        if name not in tiers.names:
+            return settings
+        found = tiers.get(name)
+        return replace(
+            settings,
+            groups=found.groups or settings.groups,
+            selection=found.dirs or settings.selection,
+        )
+
+    @classmethod
+    def from_table(cls, table: object) -> BenchSettings:
+        """Validate `[tool.gates.bench]`; a mistake raises ConfigError naming the key."""
+        if not isinstance(table, dict):
+            raise ConfigError("[tool.gates.bench] must be a table")
+        allowed = {
+            "threshold",
+            "thresholds",
+            "rounds",
+            "confidence",
+            "resamples",
+            "seed",
+            "quantile",
+            "slowdown_env",
+            "copy_to_baseline",
+            "tier",
+        }
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            raise ConfigError(
+                f"[tool.gates.bench]: unknown keys {unknown}; allowed: {sorted(allowed)}"
+            )
+        defaults = cls()
+        threshold = _fraction("threshold", table.get("threshold", defaults.threshold))
+        raw = table.get("thresholds", {})
+        if not isinstance(raw, dict):
+            raise ConfigError("[tool.gates.bench] thresholds must map benchmark names to fractions")
+        thresholds = {str(k): _fraction(f"thresholds.{k}", v) for k, v in raw.items()}
+        rounds = table.get("rounds", defaults.rounds)
+        resamples = table.get("resamples", defaults.resamples)
+        seed = table.get("seed", defaults.seed)
+        for key, value, low in (("rounds", rounds, 1), ("resamples", resamples, 100)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"[tool.gates.bench] {key} must be an integer >= {low}")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ConfigError("[tool.gates.bench] seed must be an integer")
+        confidence = table.get("confidence", defaults.confidence)
+        if not isinstance(confidence, int | float) or not 0.5 <= confidence < 1:
+            raise ConfigError("[tool.gates.bench] confidence must be a number in [0.5, 1)")
+        quantile = table.get("quantile", defaults.quantile)
+        if not isinstance(quantile, int | float) or not 0 <= quantile <= 0.5:
+            raise ConfigError("[tool.gates.bench] quantile must be a number in [0, 0.5]")
+        slowdown_env = table.get("slowdown_env", defaults.slowdown_env)
+        if not isinstance(slowdown_env, str):
+            raise ConfigError(
+                "[tool.gates.bench] slowdown_env must be an environment variable name"
+            )
+        copies = table.get("copy_to_baseline", list(defaults.copy_to_baseline))
+        if not isinstance(copies, list) or not all(_relative(p) for p in copies):
+            raise ConfigError(
+                "[tool.gates.bench] copy_to_baseline must be a list of paths relative to the "
+                'project root, e.g. [".cache/images"]'
+            )
+        return cls(
+            threshold,
+            thresholds,
+            rounds,
+            float(confidence),
+            resamples,
+            seed,
+            float(quantile),
+            slowdown_env,
+            tuple(copies),
+        )
+
+    def threshold_for(self, name: str) -> float:
+        """The benchmark's own threshold (by test name or full node id), else the default."""
+        short = name.rsplit("::", 1)[-1]
+        return self.thresholds.get(name, self.thresholds.get(short, self.threshold))
+
+
+def _relative(path: object) -> bool:
+    return (
+        isinstance(path, str)
+        and bool(path)
+        and not Path(path).is_absolute()
+        and ".." not in Path(path).parts
+    )
+
+
+def _fraction(key: str, value: object) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < 10:
+        raise ConfigError(
+            f"[tool.gates.bench] {key} must be a fraction of slowdown, e.g. 0.1 for 10 %"
+        )
+    return float(value)

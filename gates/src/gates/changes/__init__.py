@@ -1,0 +1,1 @@
+"""Changes to the project's tree that never lose work: rollback and dependency upgrade."""

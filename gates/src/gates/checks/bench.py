@@ -1,0 +1,74 @@
+"""The `bench` check: no benchmark is surely slower than on the baseline commit."""
+
+from __future__ import annotations
+
+from gates.bench import compare as benchmarks
+from gates.bench.baseline import BaselineError
+from gates.bench.baseline import choose as choose_baseline
+from gates.bench.settings import BenchSettings
+from gates.engine.execution import GateContext, GateResult, tail
+from gates.engine.history import History
+from gates.engine.pipeline import Gate, Pipeline
+from gates.git.repository import Repository
+
+
+def bench(gate: Gate, ctx: GateContext) -> GateResult:
+    """No benchmark is surely slower than on the baseline by more than its threshold.
+
+    The baseline is never the candidate (gates.bench.baseline says how it is chosen); without
+    one the gate is skipped with the reason. The results are stored under `.gates/bench/<run>/`."""
+    pipeline = Pipeline.load(ctx.root)
+    repository = Repository(ctx.root)
+    try:
+        chosen = choose_baseline(
+            repository,
+            history=History(ctx.root / pipeline.history),
+            required=pipeline.green_gates(),
+            environ=ctx.environ,
+            explicit=ctx.baseline,
+        )
+    except BaselineError as error:
+        return GateResult("failed", summary=str(error))
+    sides = chosen.describe(repository)
+    baseline = chosen.commit
+    if baseline is None:
+        return GateResult("skipped", summary=sides, metrics={"candidate": chosen.candidate})
+    settings = BenchSettings.load(ctx.root, gate.options.get("tier"))
+    log = ctx.log_for(gate.key)
+    try:
+        outcome = benchmarks.run_comparison(
+            ctx.root,
+            baseline,
+            shell=ctx.shell,
+            results=ctx.root / ".gates" / "bench" / ctx.run_dir.name,
+            log=log,
+            environ=ctx.environ,
+            settings=settings,
+            selection=gate.args or settings.selection,
+            timeout=gate.timeout or 1800,
+            run_id=ctx.run_dir.name,  # names the scratch dir, so leftovers show their run
+        )
+    except benchmarks.BenchError as error:
+        return GateResult("failed", summary=str(error), key_output=tail(log))
+    text = benchmarks.render(
+        benchmarks.table(outcome.comparisons, settings.confidence, settings.quantile)
+    )
+    lines = text.rstrip("\n").splitlines()
+    if outcome.only_one_side:
+        lines.append(f"only on one side (not compared): {', '.join(outcome.only_one_side)}")
+    if outcome.swept:
+        lines.append(
+            f"removed leftovers of killed comparisons: {', '.join(map(str, outcome.swept))}"
+        )
+    slower = [c.name.rsplit("::", 1)[-1] for c in outcome.regressions]
+    summary = f"{sides}: {len(outcome.comparisons)} benchmarks, {settings.rounds} rounds: " + (
+        f"{len(slower)} slower ({', '.join(slower)})" if slower else "no regression"
+    )
+    if not outcome.comparisons:
+        return GateResult("failed", summary="no benchmark ran on both sides", key_output=lines)
+    return GateResult(
+        "failed" if slower else "passed",
+        summary=summary,
+        metrics={**outcome.metrics(), "candidate": chosen.candidate, "source": chosen.source},
+        key_output=lines,
+    )

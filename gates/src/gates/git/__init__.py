@@ -1,0 +1,1 @@
+"""Git access: the repository's commits, tree state and the commands gates runs in it."""
