@@ -17,6 +17,7 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -165,7 +166,9 @@ class Api:
         """Wait (bounded) until no operation runs."""
         await hangar_of(self.app).machines.wait_idle(10)
 
-    async def create(self, name: str = "web-1", *, start: bool = True, **fields: object) -> dict:
+    async def create(
+        self, name: str = "web-1", *, start: bool = True, **fields: object
+    ) -> dict[str, Any]:
         body = {
             "name": name,
             "provider": "fake",
@@ -180,23 +183,23 @@ class Api:
         await self.settle()
         return await self.machine(response.json()["machine"]["id"])
 
-    async def machine(self, machine_id: str) -> dict:
+    async def machine(self, machine_id: str) -> dict[str, Any]:
         response = await self.client.get(f"/api/v1/machines/{machine_id}")
         assert response.status_code == 200, response.text
-        result: dict = response.json()
+        result: dict[str, Any] = response.json()
         return result
 
-    async def act(self, machine_id: str, action: str) -> dict:
+    async def act(self, machine_id: str, action: str) -> dict[str, Any]:
         """POST an action, wait for it, return the finished operation."""
         response = await self.client.post(f"/api/v1/machines/{machine_id}/{action}")
         assert response.status_code == 202, response.text
         return await self.finished(response.json()["operation"]["id"])
 
-    async def finished(self, operation_id: str) -> dict:
+    async def finished(self, operation_id: str) -> dict[str, Any]:
         await self.settle()
         response = await self.client.get(f"/api/v1/operations/{operation_id}")
         assert response.status_code == 200, response.text
-        result: dict = response.json()
+        result: dict[str, Any] = response.json()
         return result
 
     async def fault(self, action: str, message: str = "injected fault", times: int = 1) -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
-def load(path: str) -> dict[str, object]:
+def load(path: str) -> dict[str, Any]:
     try:
-        return json.loads(Path(path).read_text())
+        image: dict[str, Any] = json.loads(Path(path).read_text())
+        return image
     except FileNotFoundError:
         sys.exit(f"qemu-img: Could not open '{path}': No such file or directory")
 
@@ -31,15 +33,20 @@ def main(args: list[str]) -> None:
             i += 1
     if command == "create":
         size = positional[1] if len(positional) > 1 else "inherit"
-        image = {"size": size, "backing": flags.get("-b"), "snapshots": {}, "data": ""}
+        image: dict[str, Any] = {
+            "size": size,
+            "backing": flags.get("-b"),
+            "snapshots": {},
+            "data": "",
+        }
         Path(positional[0]).write_text(json.dumps(image))
     elif command == "info":
         image = load(positional[0])
-        print(json.dumps({"snapshots": [{"name": n} for n in image["snapshots"]]}))  # type: ignore[union-attr]
+        print(json.dumps({"snapshots": [{"name": n} for n in image["snapshots"]]}))
     elif command == "snapshot":
         path = positional[0]
         image = load(path)
-        snapshots: dict[str, str] = image["snapshots"]  # type: ignore[assignment]
+        snapshots: dict[str, str] = image["snapshots"]
         if "-c" in flags:
             snapshots[flags["-c"]] = str(image["data"])
         elif "-a" in flags:

@@ -178,14 +178,14 @@ async def test_login_rejects(app: FastAPI, body: dict[str, object], field: str) 
     ],
 )
 async def test_query_parameters_reject(
-    api: Api, path: str, params: dict[str, object], field: str
+    api: Api, path: str, params: dict[str, str | int], field: str
 ) -> None:
     error = assert_error_shape(await api.client.get(path, params=params), 422, "validation_error")
     assert field_names(error) == [field]
 
 
 @pytest.mark.parametrize("lines", [0, 1001, "all"])
-async def test_console_lines_reject(api: Api, lines: object) -> None:
+async def test_console_lines_reject(api: Api, lines: str | int) -> None:
     machine = await api.create("web-1")
     response = await api.client.get(
         f"/api/v1/machines/{machine['id']}/console", params={"lines": lines}

@@ -22,7 +22,7 @@ def streaming_client(app: FastAPI) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=StreamingASGITransport(app), base_url="http://hangar.test")
 
 
-async def stored_ids(api: Api, **params: object) -> list[int]:
+async def stored_ids(api: Api, **params: str | int) -> list[int]:
     response = await api.client.get("/api/v1/events/log", params={"limit": 500, **params})
     assert response.status_code == 200
     return [event["id"] for event in response.json()]

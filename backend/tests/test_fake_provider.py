@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 
 from hangar.providers.base import (
@@ -84,7 +86,7 @@ async def test_every_fault_action_fails_once(action: str) -> None:
     await fake.create(SPEC)
     await fake.start("k1")
     fake.inject_fault(action, f"{action} broke")
-    calls = {
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
         "start": lambda: fake.start("k1"),
         "stop": lambda: fake.stop("k1"),
         "delete": lambda: fake.delete("k1"),

@@ -405,7 +405,7 @@ async def watched(tmp_path: Path, migrated_template: Path) -> AsyncIterator[Api]
         yield Api(c, application)
 
 
-async def next_observer_event(api: Api, trigger: Callable[[], None]) -> EventRecord:
+async def next_observer_event(api: Api, trigger: Callable[[], object]) -> EventRecord:
     """Subscribe, run `trigger`, and wait (bounded) for the first observer event after it."""
     with hangar_of(api.app).machines.bus.subscribe() as subscription:
         trigger()

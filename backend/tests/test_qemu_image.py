@@ -140,7 +140,8 @@ def test_resolve_prefers_modules_dep(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ cpio
 def read_cpio(data: bytes) -> list[tuple[str, int, bytes, tuple[int, int]]]:
-    entries, position = [], 0
+    entries: list[tuple[str, int, bytes, tuple[int, int]]] = []
+    position = 0
     while True:
         header = data[position : position + 110]
         assert header[:6] == b"070701"

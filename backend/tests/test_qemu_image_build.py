@@ -4,6 +4,7 @@ that serves hand-made package trees (no network, nothing installed)."""
 from __future__ import annotations
 
 import lzma
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ from typer.testing import CliRunner
 
 from hangar import cli_qemu
 from hangar.images import debian, tiny
-from hangar.images.registry import Registry
+from hangar.images.registry import ImageError, Registry
+from hangar.providers.qemu.provider import QemuProvider
 
 from .test_qemu_image import elf_with_note, module
 
@@ -93,7 +95,7 @@ def test_build_refuses_a_kernel_package_without_a_kernel(
         return into / package.name
 
     monkeypatch.setattr(debian, "fetch", empty)
-    with pytest.raises(tiny.ImageError, match="no boot/vmlinuz"):
+    with pytest.raises(ImageError, match="no boot/vmlinuz"):
         tiny.build(tmp_path)
 
 
@@ -143,18 +145,18 @@ def test_doctor_reports_tools_images_and_accelerator(
     app = Typer()
     app.command()(cli_qemu.doctor)
     runner = CliRunner()
-    monkeypatch.setattr(cli_qemu.shutil, "which", lambda tool: None)
+    monkeypatch.setattr("hangar.cli_qemu.shutil.which", lambda tool: None)
     missing = runner.invoke(app, ["--data-dir", str(tmp_path)])
     assert missing.exit_code == 1
     assert "MISSING" in missing.output
     assert "not built" in missing.output
 
-    monkeypatch.setattr(cli_qemu.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr("hangar.cli_qemu.shutil.which", lambda tool: f"/usr/bin/{tool}")
 
     async def version(self: object) -> str:
         return "7.2.0"
 
-    monkeypatch.setattr(cli_qemu.QemuProvider, "qemu_version", version)
+    monkeypatch.setattr(QemuProvider, "qemu_version", version)
     monkeypatch.setenv("HANGAR_QEMU_ACCEL", "tcg")
     tiny.build(tmp_path)
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "--probe"])
@@ -176,7 +178,12 @@ def test_build_refreshes_stale_apt_lists_once(
         return real_kernel_package(meta)
 
     monkeypatch.setattr(debian, "kernel_package", kernel_package)
-    monkeypatch.setattr(debian, "refresh_lists", lambda log: refreshed.append(True) or True)
+
+    def refresh_lists(log: Callable[[str], None]) -> bool:
+        refreshed.append(True)
+        return True
+
+    monkeypatch.setattr(debian, "refresh_lists", refresh_lists)
     result = tiny.build(tmp_path)
     assert refreshed == [True]
     assert result.built

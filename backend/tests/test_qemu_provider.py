@@ -74,8 +74,10 @@ async def provider(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
         qemu=wrapper(tools, "qemu-system-x86_64", "fake_qemu.py"),
         qemu_img_tool=wrapper(tools, "qemu-img", "fake_qemu_img.py"),
         boot_timeout=10,
-        poweroff_timeout=2,
-        unplug_timeout=1,
+        # The stubborn-guest and stuck-unplug tests wait these out for real: short, with room
+        # for a loaded machine (the fake answers in milliseconds).
+        poweroff_timeout=1,
+        unplug_timeout=0.5,
         quit_timeout=1,
     )
     yield qemu

@@ -6,10 +6,12 @@ import time
 
 import pytest
 
+from testkit.qemu import QemuFixture
+
 pytestmark = pytest.mark.timeout(300)
 
 
-def test_three_machines_start_concurrently(qemu):
+def test_three_machines_start_concurrently(qemu: QemuFixture) -> None:
     vms = [qemu.machine(f"fleet{i}").create() for i in range(3)]
     started = time.monotonic()
     futures = [qemu.loop.submit(vm.provider.start(vm.key)) for vm in vms]

@@ -6,14 +6,17 @@ from __future__ import annotations
 import threading
 import time
 import urllib.error
+from collections.abc import Iterator
 
 import pytest
+
+from testkit.qemu import Machine, QemuFixture
 
 pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture(scope="module")
-def web(qemu):
+def web(qemu: QemuFixture) -> Iterator[Machine]:
     vm = qemu.machine("web").create()
     try:
         vm.start()
@@ -22,17 +25,17 @@ def web(qemu):
         vm.delete()
 
 
-def test_guest_gets_the_slirp_address_by_dhcp(web):
+def test_guest_gets_the_slirp_address_by_dhcp(web: Machine) -> None:
     assert "inet 10.0.2.15/24" in web.succeed("ip -4 addr show eth0")
     assert "default via 10.0.2.2" in web.succeed("ip route")
 
 
-def test_host_fetches_the_guest_page_through_the_endpoint(web):
+def test_host_fetches_the_guest_page_through_the_endpoint(web: Machine) -> None:
     page = web.fetch()
     assert f"hangar machine {web.name}" in page
 
 
-def test_exec_frames_output_and_exit_status(web):
+def test_exec_frames_output_and_exit_status(web: Machine) -> None:
     result = web.execute("printf 'a\\nHANGAR-END fake 0\\n'; echo oops >&2; exit 7")
     assert result.exit_status == 7
     # A line that looks like the frame's end cannot cut the output short: it travels as base64.
@@ -41,7 +44,7 @@ def test_exec_frames_output_and_exit_status(web):
     assert binary == "x" * 3000
 
 
-def test_exec_times_out_inside_the_guest(web):
+def test_exec_times_out_inside_the_guest(web: Machine) -> None:
     result = web.execute("sleep 30", timeout=2)
     assert result.exit_status in {124, 143}  # busybox timeout: SIGTERM
     assert web.succeed("echo still-answering").strip() == "still-answering"
@@ -50,7 +53,7 @@ def test_exec_times_out_inside_the_guest(web):
 class PageWatcher:
     """Fetches the guest's page in a loop on a thread; counts failures."""
 
-    def __init__(self, vm) -> None:
+    def __init__(self, vm: Machine) -> None:
         self.vm = vm
         self.ok = 0
         self.failures: list[str] = []
@@ -75,7 +78,9 @@ class PageWatcher:
         self._thread.join(10)
 
 
-def test_disk_hot_plug_and_unplug_while_the_page_keeps_answering(web, qemu):
+def test_disk_hot_plug_and_unplug_while_the_page_keeps_answering(
+    web: Machine, qemu: QemuFixture
+) -> None:
     provider, run = web.provider, qemu.loop.run
     run(provider.create_disk(web.key, "data", 48))
     disk_file = provider.paths(web.key).disk("data")

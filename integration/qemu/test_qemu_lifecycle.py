@@ -6,20 +6,23 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
 from hangar.images.registry import Image, ImageKind, Registry
-from hangar.providers.base import MachineSpec, ProviderError
+from hangar.providers.base import MachineSpec, ProviderError, Runtime
 from hangar.providers.qemu import process
 from hangar.providers.qemu.errors import InvalidConfigError, LaunchError
+from testkit.qemu import Machine, QemuFixture
 from testkit.runs import wait_ended
 from testkit.waiting import WaitTimeoutError
 
 pytestmark = pytest.mark.timeout(240)
 
 
-def _gone(pid: int, within: float = 10.0) -> bool:
+def _gone(pid: int | None, within: float = 10.0) -> bool:
+    assert pid is not None, "no QEMU pid to wait for"
     try:
         wait_ended(pid, within)
     except WaitTimeoutError:
@@ -31,9 +34,16 @@ def _processes_of(key: str) -> list[int]:
     return [qemu.pid for qemu in process.scan() if qemu.key == key]
 
 
-def test_lifecycle_create_start_stop_restart_delete(qemu):
+def _runtime(vm: Machine) -> Runtime:
+    """The machine's runtime; the machine must exist."""
+    runtime = vm.runtime()
+    assert runtime is not None, f"{vm.key} does not exist"
+    return runtime
+
+
+def test_lifecycle_create_start_stop_restart_delete(qemu: QemuFixture) -> None:
     vm = qemu.machine("life").create()
-    assert vm.runtime().running is False
+    assert _runtime(vm).running is False
     assert (vm.directory / "system.qcow2").is_file()
 
     started = time.monotonic()
@@ -49,7 +59,7 @@ def test_lifecycle_create_start_stop_restart_delete(qemu):
 
     vm.stop()
     assert _gone(runtime.pid), "QEMU still runs after stop"
-    assert vm.runtime().running is False
+    assert _runtime(vm).running is False
     assert not (vm.directory / "qmp.sock").exists()
 
     first = vm.start()
@@ -66,14 +76,16 @@ def test_lifecycle_create_start_stop_restart_delete(qemu):
     vm.delete()  # idempotent
 
 
-def test_invalid_resources_are_refused_before_anything_exists(qemu):
+def test_invalid_resources_are_refused_before_anything_exists(qemu: QemuFixture) -> None:
     spec = MachineSpec("hangar-test-bad-cpus", "bad-cpus", "tiny", 99, 256)
     with pytest.raises(InvalidConfigError, match="cpus must be 1-8"):
         qemu.loop.run(qemu.provider.create(spec))
     assert not qemu.provider.paths(spec.key).directory.exists()
 
 
-def test_a_broken_image_fails_with_the_qemu_log_and_leaves_nothing_running(qemu, run_dir):
+def test_a_broken_image_fails_with_the_qemu_log_and_leaves_nothing_running(
+    qemu: QemuFixture, run_dir: Path
+) -> None:
     kernel = run_dir / "not-a-kernel"
     kernel.write_text("this is not a kernel\n")
     Registry(qemu.provider.data_dir).register(
@@ -100,14 +112,14 @@ def test_a_broken_image_fails_with_the_qemu_log_and_leaves_nothing_running(qemu,
     assert not vm.directory.exists()
 
 
-def test_kill_9_is_detected_and_start_recovers(qemu):
+def test_kill_9_is_detected_and_start_recovers(qemu: QemuFixture) -> None:
     vm = qemu.machine("crash").create()
     pid = vm.start().pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     assert _gone(pid)
 
-    assert vm.runtime().running is False
+    assert _runtime(vm).running is False
     reported = {r.key: r for r in qemu.loop.run(vm.provider.inventory())}
     assert reported[vm.key].running is False
 

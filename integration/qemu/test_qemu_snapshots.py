@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hangar.providers.base import NotFoundError, ProviderError
+from testkit.qemu import Machine, QemuFixture
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -12,15 +13,15 @@ WRITE = "printf '%s' {text} | dd of={device} bs=512 conv=sync 2>/dev/null && syn
 READ = "dd if={device} bs=512 count=1 2>/dev/null | tr -d '\\0'"
 
 
-def write(vm, device: str, text: str) -> None:
+def write(vm: Machine, device: str, text: str) -> None:
     vm.succeed(WRITE.format(text=text, device=device))
 
 
-def read(vm, device: str) -> str:
+def read(vm: Machine, device: str) -> str:
     return vm.succeed(READ.format(device=device))
 
 
-def test_snapshot_rollback_restores_disk_content(qemu):
+def test_snapshot_rollback_restores_disk_content(qemu: QemuFixture) -> None:
     vm = qemu.machine("snap").create()
     provider, run = vm.provider, qemu.loop.run
     run(provider.create_disk(vm.key, "data", 16))
@@ -52,7 +53,7 @@ def test_snapshot_rollback_restores_disk_content(qemu):
     vm.delete()
 
 
-def test_clone_boots_and_writes_stay_independent(qemu):
+def test_clone_boots_and_writes_stay_independent(qemu: QemuFixture) -> None:
     source = qemu.machine("origin").create()
     source.start()
     write(source, "/dev/vda", "from-source")

@@ -206,7 +206,12 @@ def test_the_sweeper_looks_where_runs_put_their_dirs() -> None:
 
 def test_sweep_once_sweeps_only_the_first_time(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(runs, "sweep", lambda: calls.append(1) or ["x"])
+
+    def sweep() -> list[str]:
+        calls.append(1)
+        return ["x"]
+
+    monkeypatch.setattr(runs, "sweep", sweep)
     runs.sweep_once.cache_clear()
     try:
         assert runs.sweep_once() == ("x",)

@@ -49,9 +49,9 @@ def test_start_reads_the_port_from_the_log_and_waits_for_ready(data_dir: Path) -
         server.start()
         assert server.port > 0
         assert server.url == f"http://127.0.0.1:{server.port}"
-        assert server.process is not None
-        assert server.process.poll() is None
         process = server.process
+        assert process is not None
+        assert process.poll() is None
     finally:
         server.stop()
     assert process.poll() is not None
