@@ -113,6 +113,28 @@ def speedup_metrics(speedup: float) -> dict[str, Any]:
     }
 
 
+def test_the_speedup_section_says_what_the_suite_allows_and_what_the_phase_costs(
+    tmp_path: Path,
+) -> None:
+    root = write_project(tmp_path)
+    advice = {"bound": 1.41, "recommended_workers": 0, "phase_cost": 1.12, "min_speedup": None}
+    metrics = {**speedup_metrics(1.1), **advice}
+    Recorder(root).run("r1", C1, [("unit", "speedup", "passed", {"metrics": metrics})])
+    report = page.collect(root)
+    [run] = report.speedup  # recorded though nothing was required of it
+    assert (run.min_speedup, run.bound, run.recommended_workers, run.phase_cost) == (
+        None,
+        1.41,
+        0,
+        1.12,
+    )
+    html = page.write_report(root).read_text()
+    assert "the suite allows 1.41\N{MULTIPLICATION SIGN}" in html
+    assert "nothing required: it cannot gain" in html
+    assert "recommended: run serially" in html
+    assert "<strong>1.12\N{MULTIPLICATION SIGN}</strong> the wall time of the two test runs" in html
+
+
 def write_history(root: Path) -> None:
     """Three commits (one also run dirty), every kind of gate, skips, two soaks, junk lines."""
     rec = Recorder(root)

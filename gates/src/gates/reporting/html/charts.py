@@ -286,15 +286,22 @@ def speedup_chart(runs: Sequence[SpeedupRun], directory: Path) -> Chart:
                 zorder=2,
                 label=f"speedup, gate {outcome}",
             )
-    _level(
-        left,
-        xs,
-        [r.min_speedup for r in runs],
-        color=COLORS["failed"],
-        linestyle="--",
-        label="min_speedup (required)",
-    )
-    _pad(left, 0.0, max(max(r.speedup, r.min_speedup) for r in runs), floor=0.0)
+    required = [(i, r.min_speedup) for i, r in enumerate(runs) if r.min_speedup is not None]
+    if required:
+        _level(
+            left,
+            [i for i, _ in required],
+            [level for _, level in required],
+            color=COLORS["failed"],
+            linestyle="--",
+            label="required",
+        )
+    allowed = [(i, r.bound) for i, r in enumerate(runs) if r.bound is not None]
+    if allowed:
+        left.plot([i for i, _ in allowed], [b for _, b in allowed], color="#757575",
+                  linestyle=":", marker=".", label="what the suite allows")  # fmt: skip
+    top = max(max(r.speedup, r.min_speedup or 0.0, r.bound or 0.0) for r in runs)
+    _pad(left, 0.0, top, floor=0.0)
     left.set_ylabel("speedup (serial / best parallel)")
     left.set_title("Parallel speedup")
     left.legend(fontsize=8, loc="lower left", frameon=True)

@@ -219,15 +219,23 @@ class SpeedupRun:
 
     record: Record
     speedup: float
-    min_speedup: float
+    min_speedup: float | None  # None: the suite cannot gain, so nothing was required
     serial_s: float | None
     parallel_s: float | None
     cores: int | None
     best_workers: int | None
+    bound: float | None = None  # what the suite's durations allow with those workers
+    recommended_workers: int | None = None  # 0: run serially
+    phase_cost: float | None = None  # the phase's time over the two pytest runs it needs
 
     @property
     def label(self) -> str:
         return run_label(self.record)
+
+
+def _integer(value: object) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None else None
 
 
 def speedup_runs(records: Sequence[Record], keys: set[tuple[str, str]]) -> list[SpeedupRun]:
@@ -239,7 +247,7 @@ def speedup_runs(records: Sequence[Record], keys: set[tuple[str, str]]) -> list[
         metrics = record.metrics
         measured = _number(metrics.get("speedup"))
         needed = _number(metrics.get("min_speedup"))
-        if measured is None or needed is None:
+        if measured is None:
             continue
         best = _number(metrics.get("best_workers"))
         parallel = metrics.get("parallel_s")
@@ -258,6 +266,9 @@ def speedup_runs(records: Sequence[Record], keys: set[tuple[str, str]]) -> list[
                 parallel_s=best_parallel,
                 cores=int(cores) if cores is not None else None,
                 best_workers=int(best) if best is not None else None,
+                bound=_number(metrics.get("bound")),
+                recommended_workers=_integer(metrics.get("recommended_workers")),
+                phase_cost=_number(metrics.get("phase_cost")),
             )
         )
     return found
