@@ -8,7 +8,6 @@ benchmark. A fresh clone with an empty history skips the gate with the reason.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from io import StringIO
 from pathlib import Path
@@ -19,6 +18,7 @@ from rich.console import Console
 from gates.cli import execute
 from gates.engine.execution import GateContext
 from gates.engine.runner import Run
+from integration.gates.repos import git, project_environ
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -71,24 +71,10 @@ def test_work(benchmark):
 """
 
 
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=Bench", "-c", "user.email=bench@example.invalid", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
-def environ() -> dict[str, str]:
-    """The project runs in its own environment, never the one running this test."""
-    drop = {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTEST_ADDOPTS", "COVERAGE_PROCESS_START"}
-    return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("PYTEST_")}
-
-
 def run_pipeline(root: Path, name: str) -> Run:
-    context = GateContext(root=root, run_dir=root / ".gates" / "runs" / name, environ=environ())
+    context = GateContext(
+        root=root, run_dir=root / ".gates" / "runs" / name, environ=project_environ()
+    )
     return execute(root, console=Console(file=StringIO(), width=200), context=context)
 
 
@@ -105,7 +91,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "demo_work.py").write_text(WORK.format(loop="n"))
     (root / "bench" / "test_work.py").write_text(BENCHMARK)
     (root / ".gitignore").write_text("/.gates/\n/.venv/\n__pycache__/\n")
-    subprocess.run(["uv", "lock", "--quiet"], cwd=root, env=environ(), check=True)
+    subprocess.run(["uv", "lock", "--quiet"], cwd=root, env=project_environ(), check=True)
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-q", "--no-gpg-sign", "-m", "A: the benchmarked code")

@@ -10,9 +10,7 @@ commit with itself, once as it is and once with the test-only slowdown switch on
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,44 +18,34 @@ import pytest
 from gates.bench.compare import BenchReport, run_comparison
 from gates.bench.settings import BenchSettings
 from gates.engine.execution import real_shell
+from integration.gates.repos import git, project_environ
 
 ROOT = Path(__file__).parents[2]
 SELECTION = ["bench/test_service.py::test_state_machine"]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-def _git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=Bench", "-c", "user.email=bench@example.invalid", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The working tree (tracked and untracked, not ignored files) as a one-commit repository."""
     copy = tmp_path_factory.mktemp("selfcheck") / "hangar"
-    listed = _git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     for name in filter(None, listed.split("\0")):
         source = ROOT / name
         if source.is_file():
             target = copy / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
-    _git(copy, "init", "-q", "-b", "main")
-    _git(copy, "add", "-A")
-    _git(copy, "commit", "-q", "--no-gpg-sign", "-m", "self-check")
+    git(copy, "init", "-q", "-b", "main")
+    git(copy, "add", "-A")
+    git(copy, "commit", "-q", "--no-gpg-sign", "-m", "self-check")
     return copy
 
 
 def compare_with_itself(project: Path, tmp_path: Path, candidate: dict[str, str]) -> BenchReport:
     # The candidate must run in the copy's own environment, never the one running this test
     # (nox points UV_PYTHON at its session's env, which another nox run may be re-creating).
-    own = {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON"}
-    environ = {k: v for k, v in os.environ.items() if k not in own}
+    environ = project_environ()
     environ.pop("HANGAR_BENCH_SLOWDOWN", None)
     outcome = run_comparison(
         project,
@@ -70,7 +58,7 @@ def compare_with_itself(project: Path, tmp_path: Path, candidate: dict[str, str]
         selection=SELECTION,
         candidate_environ=candidate,
     )
-    listed = _git(project, "worktree", "list", "--porcelain")
+    listed = git(project, "worktree", "list", "--porcelain")
     assert listed.count("worktree ") == 1, listed
     return outcome
 

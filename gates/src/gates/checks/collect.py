@@ -57,16 +57,20 @@ def _collect(gate: Gate, ctx: GateContext) -> Collection:
     return ctx.collections[key]
 
 
+def _failed(found: Collection) -> GateResult:
+    return GateResult(
+        "failed",
+        summary=f"collection failed (pytest exit status {found.status})",
+        key_output=tail(found.log),
+        metrics={"collected": len(found.items)},
+    )
+
+
 def collect(gate: Gate, ctx: GateContext) -> GateResult:
     """Every test collects under --strict-markers."""
     found = _collect(gate, ctx)
     if found.status != 0:
-        return GateResult(
-            "failed",
-            summary=f"collection failed (pytest exit status {found.status})",
-            key_output=tail(found.log),
-            metrics={"collected": len(found.items)},
-        )
+        return _failed(found)
     return GateResult(
         "passed",
         summary=f"{len(found.items)} tests collect",
@@ -79,11 +83,7 @@ def categorization(gate: Gate, ctx: GateContext) -> GateResult:
     tiers = tuple(gate.options.get("tiers") or [t.name for t in Tiers.load(ctx.root).tested])
     found = _collect(gate, ctx)
     if found.status != 0:
-        return GateResult(
-            "failed",
-            summary=f"collection failed (pytest exit status {found.status})",
-            key_output=tail(found.log),
-        )
+        return _failed(found)
     counts: Counter[str] = Counter()
     wrong: list[str] = []
     for test, markers in found.items.items():

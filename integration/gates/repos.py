@@ -1,0 +1,31 @@
+"""What the bench gate's end-to-end checks share: git with an identity, and an environment that
+belongs to the project under test, never to the test run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+# Variables that would point a child project's uv, Python or pytest at this run's environment.
+FOREIGN = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "PYTHONPATH", "COVERAGE_FILE")
+
+
+def git(root: Path, *args: str) -> str:
+    """Run git in `root` with a fixed identity; a failure raises with git's words."""
+    return subprocess.run(
+        ["git", "-c", "user.name=Bench", "-c", "user.email=bench@example.invalid", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def project_environ() -> dict[str, str]:
+    """This process's environment without what ties it to the run's own environments."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in FOREIGN and not k.startswith(("PYTEST_", "COV_CORE_", "GATES_"))
+    }
