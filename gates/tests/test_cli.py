@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import io
 import subprocess
@@ -128,12 +129,14 @@ def test_github_reporting_turns_on_from_the_environment(
     monkeypatch.setenv("GITHUB_REPOSITORY", "acme/hangar")
     monkeypatch.setenv("GITHUB_SHA", "abc")
     monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")  # nothing listens: it must warn
+    from github import Github
+
     from gates.reporting import github
 
     monkeypatch.setattr(
         github,
         "make_client",
-        lambda target, paced=True: github.Github(
+        lambda target, paced=True: Github(
             base_url=target.api_url,
             retry=None,
             timeout=2,
@@ -166,7 +169,8 @@ def test_tasks_wrap_the_gates_command_one_to_one() -> None:
         and call.args
         and isinstance(call.args[0], ast.Constant)
     }
-    subcommands = set(cli._parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    [action] = [a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    subcommands = set(action.choices)
     assert wrapped == {
         "gates": "run",
         "status": "status",

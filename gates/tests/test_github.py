@@ -83,7 +83,8 @@ def sent(mock: responses.RequestsMock) -> list[dict[str, Any]]:
         request = call.request
         assert request.headers["Authorization"] == "token t0k3n"
         path = (request.url or "").removeprefix(API)
-        body = json.loads(request.body) if request.body else None
+        raw = request.body
+        body = json.loads(raw) if isinstance(raw, str | bytes) and raw else None
         calls.append({"method": request.method, "path": path, "body": body})
     return calls
 
