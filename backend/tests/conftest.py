@@ -1,5 +1,5 @@
 """Fixtures of the hangar unit tests: one database file per test, the fake provider with no latency,
-an app whose lifespan runs around each test, and clients logged in as admin or viewer.
+an app whose lifespan runs around each test, and clients signed in as admin or viewer.
 
 The `app` of the API tests is built once per test process and its lifespan runs around each test
 on a fresh copy of the migrated database in an emptied data dir: every test gets new services
@@ -8,10 +8,17 @@ is shared is only what `create_app` builds, whose routes FastAPI compiles on an 
 requests (for a new app per test, that was most of an API test's time). Two things of it are per
 app and so shared: its routes (a test that adds one uses `fresh_app`) and its metrics (a test
 that counts them uses `fresh_app` too).
+
+Three start-up costs are paid once per process instead of per test, none of them a subject of the
+API tests: the admin that the start-up creates from `admin_password` is already in the `app`'s
+database copy (`fresh_app` and test_service still see it created), the migration head is read
+once (alembic compiles every script to find it), and the `admin`/`viewer` clients get their
+session opened directly instead of through POST /auth/login (test_auth logs in through the API).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -27,9 +34,12 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from hangar.api.app import create_app
+from hangar.api.auth import SESSION_COOKIE
 from hangar.api.context import Hangar
 from hangar.db import migrate
+from hangar.db.engine import create_engine, create_sessionmaker
 from hangar.service import passwords
+from hangar.service.users import UserService
 from hangar.settings import Settings
 
 ADMIN = ("admin", "admin-password")
@@ -40,9 +50,11 @@ VIEWER = ("viewer", "viewer-password")
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No HANGAR_* variable of the person running the tests leaks in; hashing is cheap."""
     without_hangar_variables(monkeypatch)
-    # Minimal argon2 cost: the tests check behaviour, not hashing strength.
-    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
-    monkeypatch.setattr(passwords, "PASSWORD_HASH", cheap)
+    monkeypatch.setattr(passwords, "PASSWORD_HASH", CHEAP_HASH)
+
+
+# Minimal argon2 cost: the tests check behaviour, not hashing strength.
+CHEAP_HASH = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
 
 
 def without_hangar_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,6 +91,38 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def app_template(migrated_template: Path) -> Path:
+    """The migrated database plus the admin that the app's start-up would create from
+    `admin_password` (what test_service and the `fresh_app` tests still see it do)."""
+    path = migrated_template.with_name("hangar-with-admin.db")
+    shutil.copyfile(migrated_template, path)
+
+    async def create_admin() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{path}")
+        try:
+            await UserService(create_sessionmaker(engine), "unused").create_user(*ADMIN)
+        finally:
+            await engine.dispose()
+
+    with pytest.MonkeyPatch.context() as patch:  # session-scoped: before the autouse fixture
+        patch.setattr(passwords, "PASSWORD_HASH", CHEAP_HASH)
+        asyncio.run(create_admin())
+    return path
+
+
+@pytest.fixture(scope="session")
+def head_revision() -> str | None:
+    """The head of the migration scripts, read once per process (alembic compiles every script)."""
+    return migrate.head_revision()
+
+
+@pytest.fixture
+def known_head(head_revision: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's start-up check compares with the head read once (the scripts do not change)."""
+    monkeypatch.setattr(migrate, "head_revision", lambda: head_revision)
+
+
 @pytest.fixture
 def migrated(settings: Settings, migrated_template: Path) -> Settings:
     settings.ensure_data_dir()
@@ -95,18 +139,19 @@ def shared_app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
 
 
 @pytest_asyncio.fixture
-async def app(shared_app: FastAPI, migrated_template: Path) -> AsyncIterator[FastAPI]:
-    """The shared app, started on a fresh data dir holding a copy of the migrated database."""
+async def app(shared_app: FastAPI, app_template: Path, known_head: None) -> AsyncIterator[FastAPI]:
+    """The shared app, started on a fresh data dir holding a copy of the migrated database
+    (with its admin already there)."""
     settings: Settings = shared_app.state.settings
     shutil.rmtree(settings.data_dir, ignore_errors=True)
     settings.ensure_data_dir()
-    shutil.copyfile(migrated_template, settings.data_dir / "hangar.db")
+    shutil.copyfile(app_template, settings.data_dir / "hangar.db")
     async with shared_app.router.lifespan_context(shared_app):
         yield shared_app
 
 
 @pytest_asyncio.fixture
-async def fresh_app(migrated: Settings) -> AsyncIterator[FastAPI]:
+async def fresh_app(migrated: Settings, known_head: None) -> AsyncIterator[FastAPI]:
     """An app of the test's own, for a test that changes the app itself or counts its metrics."""
     application = create_app(migrated)
     async with application.router.lifespan_context(application):
@@ -140,10 +185,21 @@ async def log_in(client: httpx.AsyncClient, username: str, password: str) -> str
     return csrf
 
 
+async def signed_in(app: FastAPI, client: httpx.AsyncClient, username: str) -> None:
+    """What a login leaves on a client (the session cookie, the CSRF header), without the request.
+
+    The fixtures' clients are signed in this way: the login itself (password check, rate limits,
+    cookie attributes) is test_auth's subject, through the API with `log_in`."""
+    users = hangar_of(app).users
+    login = await users.open_session(await users.get_user(username))
+    client.cookies.set(SESSION_COOKIE, login.session_secret, domain="hangar.test", path="/")
+    client.headers["X-CSRF-Token"] = login.csrf_token
+
+
 @pytest_asyncio.fixture
 async def admin(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(app) as client:
-        await log_in(client, *ADMIN)
+        await signed_in(app, client, ADMIN[0])
         yield client
 
 
@@ -151,7 +207,7 @@ async def admin(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def viewer(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     await hangar_of(app).users.create_user(*VIEWER, role="viewer")
     async with client_for(app) as client:
-        await log_in(client, *VIEWER)
+        await signed_in(app, client, VIEWER[0])
         yield client
 
 

@@ -190,6 +190,9 @@ async def test_stop_escalates_when_the_guest_ignores_poweroff(
     provider: QemuProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HANGAR_FAKE_QEMU_MODE", "stubborn")
+    # This guest ignores poweroff and quit however long one waits: only the kill ends it, so
+    # the waits are short here (the kill comes whether or not `quit` got through in time).
+    provider.poweroff_timeout, provider.quit_timeout = 0.1, 0.3
     await provider.create(spec())
     pid = (await provider.start("m1")).pid
     await provider.stop("m1")
@@ -264,6 +267,7 @@ async def test_a_disk_the_guest_does_not_release_stays_attached(
     provider: QemuProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HANGAR_FAKE_QEMU_MODE", "no-unplug")
+    provider.unplug_timeout = 0.1  # DEVICE_DELETED never comes: any wait is waited out in full
     await provider.create(spec())
     await provider.create_disk("m1", "d1", 4)
     await provider.start("m1")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gates_testing import git
+from gates_testing import git, placeholder_save
 
 IDENTITY = (
     "[user]\n\tname = Gate Tester\n\temail = gates@example.invalid\n[commit]\n\tgpgsign = false\n"
@@ -53,3 +53,14 @@ def make_project(make_repo: Callable[..., Path]) -> Callable[..., Path]:
         return make_repo(files)
 
     return make
+
+
+@pytest.fixture
+def placeholder_charts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Charts are built but saved as placeholders: the tests using this check which charts a
+    report has and what its page says (or only what a run ends with), not how a chart looks.
+    Drawing (layout, text as paths) is most of a report's time, and `gates run` ends with one;
+    test_report.py::test_every_chart_is_an_svg_that_draws draws every chart for real."""
+    from gates.reporting.html import charts
+
+    monkeypatch.setattr(charts, "_save", placeholder_save)

@@ -41,3 +41,12 @@ def ok_gate(name: str) -> str:
 def failing_gate(name: str, message: str = "boom") -> str:
     code = f"import sys; print('{message}'); sys.exit(3)"
     return f"name = '{name}', run = {toml_list([PY, '-c', code])}"
+
+
+def placeholder_save(_figure: object, directory: Path, name: str) -> str:
+    """Stands in for `charts._save`: the chart's file, with no drawing in it."""
+    from gates.reporting.html import charts  # the report extra: only where a test needs it
+
+    file = f"{charts.CHART_PREFIX}{name}.svg"
+    (directory / file).write_text("<svg/>")
+    return file

@@ -27,7 +27,10 @@ def console() -> tuple[Console, io.StringIO]:
 
 
 @pytest.fixture
-def project(make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+def project(
+    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, placeholder_charts: None
+) -> Path:
+    """A project whose `gates` runs end with a report of placeholder charts (see the fixture)."""
     flag = "import pathlib, sys; sys.exit(pathlib.Path('FAIL').exists())"
     root = make_project(
         pipeline_toml(

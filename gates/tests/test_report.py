@@ -12,7 +12,7 @@ from typing import Any
 
 import matplotlib.dates as mdates
 import pytest
-from gates_testing import ok_gate, pipeline_toml
+from gates_testing import ok_gate, pipeline_toml, placeholder_save
 
 from gates import cli, soak
 from gates.engine.history import History, Outcome, Record
@@ -113,6 +113,7 @@ def speedup_metrics(speedup: float) -> dict[str, Any]:
     }
 
 
+@pytest.mark.usefixtures("placeholder_charts")
 def test_the_speedup_section_says_what_the_suite_allows_and_what_the_phase_costs(
     tmp_path: Path,
 ) -> None:
@@ -212,21 +213,6 @@ def write_soaks(root: Path) -> None:
     soak.store(flaky, directory, run_id="20261121T100000Z-aaaaaa", started=START, state=state)
     soak.store(clean, directory, run_id="20261121T110000Z-bbbbbb", started=START, state=state)
     (directory / "garbage.json").write_text("{ not json")
-
-
-def placeholder_save(_figure: Any, directory: Path, name: str) -> str:
-    """Stands in for `charts._save`: the chart's file, with no drawing in it."""
-    file = f"{charts.CHART_PREFIX}{name}.svg"
-    (directory / file).write_text("<svg/>")
-    return file
-
-
-@pytest.fixture
-def placeholder_charts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Charts are built but saved as placeholders: the tests using this check which charts a
-    report has and what its page says, not how a chart looks. Drawing (layout, text as paths) is
-    most of a report's time; test_every_chart_is_an_svg_that_draws draws every chart for real."""
-    monkeypatch.setattr(charts, "_save", placeholder_save)
 
 
 def write_synthetic_report(root: Path) -> tuple[Path, str]:
