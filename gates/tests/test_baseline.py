@@ -79,7 +79,7 @@ def test_head_is_the_baseline_only_when_the_tree_has_uncommitted_changes(repo: P
     assert words == (
         f"candidate {head[:12]}: no green commit before {head[:12]} in history.jsonl to compare "
         "with (the candidate is never its own baseline); name one: "
-        "uv run invoke gates --only bench --baseline REV"
+        "gates run --only bench --baseline REV"
     )
     (repo / "README.md").write_text("changed\n")
     found, words = choose_in(repo)

@@ -143,7 +143,7 @@ def test_collect_failure_shows_pytests_words(tmp_path: Path) -> None:
     assert result.outcome == "failed"
     assert result.summary == "collection failed (pytest exit status 4)"
     assert "ImportError" in result.key_output[-1]
-    assert result.next_command == "uv run invoke gates --only p"
+    assert result.next_command == "gates run --only p"
 
 
 def test_categorization_counts_tests_per_tier(tmp_path: Path) -> None:

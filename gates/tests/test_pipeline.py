@@ -103,7 +103,7 @@ def test_gate_descriptions_and_commands_for_a_person() -> None:
     assert r.timeout == 5.0
     assert r.ok_exit_codes == (0, 5)
     assert c.describe() == "check speedup"
-    assert c.command_for_a_person() == "uv run invoke gates --only p"
+    assert c.command_for_a_person() == "gates run --only p"
     assert c.key == "p/c"
     assert pipeline.green_phases == ("p",)  # default: every phase
 

@@ -295,7 +295,7 @@ def test_an_empty_history_says_how_to_produce_one(tmp_path: Path) -> None:
     index = page.write_report(root)
     html = index.read_text()
     assert "Nothing recorded yet" in html
-    assert "<code>uv run invoke gates</code>" in html
+    assert "<code>gates run</code>" in html
     assert "No soak stored yet" in html
     assert "<img" not in html
     assert not list(index.parent.glob("*.svg"))

@@ -107,7 +107,7 @@ def test_gates_run_in_order_and_stop_at_the_first_failure(
     assert not any(r.dirty for r in records)
     assert "the key output" in out
     assert f"Next: {PY} -c" in out
-    assert "then resume with: uv run invoke gates --from first" in out
+    assert "then resume with: gates run --from first" in out
     assert "not run" in out  # the final table lists what never ran
 
 

@@ -107,7 +107,7 @@ def test_a_slowdown_committed_on_a_green_commit_fails_the_bench_gate(project: Pa
     assert summary == (
         f"candidate {a[:12]}: no green commit before {a[:12]} in history.jsonl to compare with "
         "(the candidate is never its own baseline); name one: "
-        "uv run invoke gates --only bench --baseline REV"
+        "gates run --only bench --baseline REV"
     )
 
     # B: the same benchmark, twice the work.

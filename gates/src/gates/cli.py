@@ -114,7 +114,7 @@ def gates(
     github: bool | None = None,
     baseline: str | None = None,
 ) -> int:
-    """`invoke gates`: 0 when every gate that ran passed; writes the report at the end."""
+    """`gates run`: 0 when every gate that ran passed; writes the report at the end."""
     console = make_console()
     try:
         root = find_root()
@@ -157,7 +157,7 @@ def report(
     root: Path | None = None,
     console: Console | None = None,
 ) -> int:
-    """`invoke report`: write the HTML report of the history and print the path of its page."""
+    """`gates report`: write the HTML report of the history and print the path of its page."""
     console = console or make_console()
     try:
         root = root or find_root()
@@ -183,7 +183,7 @@ def report(
 
 
 def status(root: Path | None = None, console: Console | None = None) -> int:
-    """`invoke status`: the audit trail per phase and gate."""
+    """`gates status`: the audit trail per phase and gate."""
     console = console or make_console()
     try:
         root = root or find_root()
@@ -202,7 +202,7 @@ def roll_back(
     root: Path | None = None,
     console: Console | None = None,
 ) -> int:
-    """`invoke rollback`: save the work, bring the tree back, print how to restore the work."""
+    """`gates rollback`: save the work, bring the tree back, print how to restore the work."""
     console = console or make_console()
     try:
         root = root or find_root()
@@ -240,7 +240,7 @@ def upgrade_dependencies(
     root: Path | None = None,
     console: Console | None = None,
 ) -> int:
-    """`invoke upgrade`: upgrade the lock, run the gates, keep it staged or put everything back."""
+    """`gates upgrade`: upgrade the lock, run the gates, keep it staged or put everything back."""
     console = console or make_console()
     try:
         root = root or find_root()
@@ -278,7 +278,7 @@ def upgrade_dependencies(
 
 
 def soak_tier(tier: str, runs: int, extra: Sequence[str] = (), *, root: Path | None = None) -> int:
-    """`invoke soak`: print the report and store the soak under `.gates/soak/`; 1 when any
+    """`gates soak`: print the report and store the soak under `.gates/soak/`; 1 when any
     test failed or a run crashed."""
     from gates import soak
 
@@ -313,12 +313,12 @@ def soak_tier(tier: str, runs: int, extra: Sequence[str] = (), *, root: Path | N
     except OSError as error:
         print(f"warning: the soak could not be stored: {error}")
     else:
-        print(f"soak stored: {path} (shown by `uv run invoke report`)")
+        print(f"soak stored: {path} (shown by `gates report`)")
     return 0 if result.ok else EXIT_FAILED
 
 
 def calibrate(runs: int, factor: float, selection: Sequence[str] = ()) -> int:
-    """`invoke calibrate`: print the table and the rates; 2 when it cannot run, 130 on Ctrl-C
+    """`gates calibrate`: print the table and the rates; 2 when it cannot run, 130 on Ctrl-C
     (the finished runs stay in the results' calibration.json)."""
     from gates.bench.calibration import calibrate as measure
     from gates.bench.calibration import gate_selection

@@ -7,7 +7,7 @@ A run that crashed without a report is listed too, so nothing is hidden behind "
 
 `store` keeps each soak as `.gates/soak/<run id>.json` — the tier, every run (exit status,
 seconds, counts) and every test that failed at least once — in the one stored shape,
-`StoredSoak`, which `stored_soaks` reads back for `invoke report`; `soak` itself only runs and
+`StoredSoak`, which `stored_soaks` reads back for `gates report`; `soak` itself only runs and
 collects.
 """
 
@@ -31,7 +31,7 @@ from gates.git.repository import Repository, TreeState
 from gates.project import find_root
 from gates.tiers import Tiers
 
-# Where `invoke soak` stores its soaks, relative to the project root (read by `invoke report`).
+# Where `gates soak` stores its soaks, relative to the project root (read by `gates report`).
 SOAK_DIR = Path(".gates") / "soak"
 MESSAGE_LIMIT = 1000  # characters kept of a failure's last message
 

@@ -22,7 +22,7 @@ from gates.errors import GatesError
 from gates.git.repository import Repository
 
 REMOTE = "origin"
-BASELINE_COMMAND = "uv run invoke gates --only bench --baseline REV"
+BASELINE_COMMAND = "gates run --only bench --baseline REV"
 
 
 class BaselineError(GatesError):

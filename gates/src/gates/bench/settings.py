@@ -25,7 +25,7 @@ class BenchSettings:
     seed: int = 0
     quantile: float = 0.1
     # The benchmarks' test-only slowdown switch (`NAME=FACTOR,…`): never passed to the baseline
-    # side, and what `invoke calibrate` sets to measure the detection rate. "" when none.
+    # side, and what `gates calibrate` sets to measure the detection rate. "" when none.
     slowdown_env: str = ""
     # Paths (relative to the root) copied from the working tree into the baseline's worktree
     # before its first round: caches that are expensive to rebuild, such as guest images.

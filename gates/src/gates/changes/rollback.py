@@ -70,7 +70,7 @@ def choose_target(repo: Repository, history: History, pipeline: Pipeline, to: st
         phases = ", ".join(pipeline.green_phases)
         raise RollbackRefusedError(
             f"history ({history.path}) has no green commit: no clean run where phases {phases} "
-            "all passed. Run `uv run invoke gates` on a clean tree first, or pass --to COMMIT."
+            "all passed. Run `gates run` on a clean tree first, or pass --to COMMIT."
         )
     sha = repo.resolve(green)
     if sha is None:

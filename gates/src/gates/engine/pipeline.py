@@ -69,7 +69,7 @@ class Gate:
             return f"uv run nox -s {self.target}{posargs}"
         if self.kind == "run":
             return " ".join(self.target)
-        return f"uv run invoke gates --only {self.phase}"
+        return f"gates run --only {self.phase}"
 
 
 @dataclass(frozen=True)

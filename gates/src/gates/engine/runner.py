@@ -37,7 +37,7 @@ class Reporter(Protocol):
 
 @dataclass
 class Run:
-    """One `invoke gates`: the phases it covers and every gate result so far."""
+    """One `gates run`: the phases it covers and every gate result so far."""
 
     run_id: str
     state: TreeState

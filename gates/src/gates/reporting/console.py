@@ -84,7 +84,7 @@ class ConsoleReporter:
             gate, result = run.failed[0]
             self.console.print(f"\nNext: [bold]{result.next_command}[/]", highlight=False)
             self.console.print(
-                f"then resume with: [bold]uv run invoke gates --from {gate.phase}[/]",
+                f"then resume with: [bold]gates run --from {gate.phase}[/]",
                 highlight=False,
             )
 

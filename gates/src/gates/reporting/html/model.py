@@ -54,7 +54,7 @@ def _number(value: object) -> float | None:
 
 @dataclass(frozen=True)
 class Run:
-    """The records of one `invoke gates`, in the order its gates ran."""
+    """The records of one `gates run`, in the order its gates ran."""
 
     run_id: str
     records: tuple[Record, ...]
