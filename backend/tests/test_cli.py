@@ -169,3 +169,18 @@ def test_main_runs_the_app(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> N
     with pytest.raises(SystemExit) as exit_info:
         cli.main()
     assert exit_info.value.code == 0
+
+
+def test_a_wrong_setting_is_one_line_naming_its_variable(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HANGAR_RUN_ID", "Not A Tag")
+    monkeypatch.setenv("HANGAR_SESSION_HOURS", "-1")
+    result = run("migrate")
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 2, result.output
+    assert lines[0].startswith("HANGAR_RUN_ID: String should match pattern")
+    assert lines[1] == "HANGAR_SESSION_HOURS: Input should be greater than 0"
+    assert "Traceback" not in result.output
+    assert not data_dir.exists()  # nothing was made before the settings were read

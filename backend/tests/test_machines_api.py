@@ -21,9 +21,10 @@ async def test_create_starts_the_machine_by_default(api: Api) -> None:
     machine = await api.create("web-1")
     assert machine["state"] == "running"
     assert machine["error"] is None
+    assert machine["details"] == {}  # the fake provider has no placement to tell
     assert set(machine) == {
-        "id", "name", "provider", "image", "cpus", "memory_mb", "state", "endpoint", "error",
-        "created_at", "updated_at",
+        "id", "name", "provider", "image", "cpus", "memory_mb", "state", "endpoint", "details",
+        "error", "created_at", "updated_at",
     }  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from hangar.providers import registry
 from hangar.providers.fake import FakeProvider
-from hangar.settings import Settings, async_database_url, default_frontend_dir
+from hangar.settings import RUN_ID_PATTERN, Settings, async_database_url, default_frontend_dir
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -80,3 +81,20 @@ def test_registry_refuses_unknown_providers(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, providers=["fake", "vmware"])
     with pytest.raises(registry.UnknownProviderError, match=r"vmware.*known: fake"):
         registry.build_providers(settings)
+
+
+def test_run_id_is_generated_once_and_kept(tmp_path: Path) -> None:
+    run_id = Settings(data_dir=tmp_path / "d").resolved_run_id()
+    assert re.fullmatch(RUN_ID_PATTERN, run_id)
+    assert run_id
+    assert Settings(data_dir=tmp_path / "d").resolved_run_id() == run_id
+    assert Settings(data_dir=tmp_path / "d", run_id="ci-42").resolved_run_id() == "ci-42"
+
+
+@pytest.mark.parametrize("bad", ["Upper", "-lead", "has space", "x" * 41, "semi;colon"])
+def test_a_run_id_that_cannot_be_a_tag_is_refused(
+    bad: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HANGAR_RUN_ID", bad)
+    with pytest.raises(ValueError, match="run_id"):
+        Settings()

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from hangar import cli_qemu
 from hangar.db import migrate
 from hangar.db.engine import create_engine, create_sessionmaker
 from hangar.service.errors import HangarError
 from hangar.service.users import Role, UserService
-from hangar.settings import Settings
+from hangar.settings import Settings, explain
 
 T = TypeVar("T")
 
@@ -27,7 +28,11 @@ DEV_PASSWORD_FILE = "admin_password"  # noqa: S105 -- a file name
 
 
 def _settings() -> Settings:
-    return Settings()
+    """The settings from the environment; a wrong one ends the command with a line naming it."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise _fail(explain(exc)) from None
 
 
 def _fail(message: str) -> typer.Exit:

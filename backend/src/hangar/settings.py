@@ -10,12 +10,15 @@ import secrets
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import hangar
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 -- a file name
+RUN_ID_FILE = "run_id"
+# Lower-case letters, digits, `_ . -`, at most 40: fits a Proxmox tag and E2B metadata.
+RUN_ID_PATTERN = r"^([a-z0-9][a-z0-9_.-]{0,39})?$"
 DATABASE_FILE = "hangar.db"
 
 
@@ -42,6 +45,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".hangar")
     database_url: str = ""  # empty: a SQLite file in the data dir
     secret_key: str = ""  # empty: generated once and kept in the data dir
+    # What this service's machines in shared places carry (Proxmox tag `run-<id>`, E2B metadata
+    # `run`), so sweeps and the observer tell its machines from others'. Empty: generated once
+    # and kept in the data dir. Tests set their run's id.
+    run_id: str = Field(default="", pattern=RUN_ID_PATTERN)
     providers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["fake"])
     admin_password: str | None = None
     frontend_dir: Path | None = Field(default_factory=default_frontend_dir)
@@ -104,3 +111,23 @@ class Settings(BaseSettings):
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
         return path.read_text(encoding="utf-8").strip()
+
+    def resolved_run_id(self) -> str:
+        """The configured run id, or the one stored in the data dir (created on first use)."""
+        if self.run_id:
+            return self.run_id
+        path = self.ensure_data_dir() / RUN_ID_FILE
+        if not path.exists():
+            path.write_text(secrets.token_hex(6), encoding="utf-8")
+        return path.read_text(encoding="utf-8").strip()
+
+
+def explain(error: ValidationError) -> str:
+    """One line per wrong setting, naming its variable and what is allowed, e.g.
+    `HANGAR_RUN_ID: String should match pattern '…'` — for people, instead of a traceback."""
+    lines = []
+    for problem in error.errors():
+        field_name = str(problem["loc"][0]) if problem["loc"] else ""
+        variable = f"HANGAR_{field_name.upper()}" if field_name else "settings"
+        lines.append(f"{variable}: {problem['msg']}")
+    return "\n".join(lines)

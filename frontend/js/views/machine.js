@@ -32,6 +32,8 @@ export function mount(root, ctx) {
       fact('Provider', machine.provider), fact('Image', machine.image), fact('CPUs', machine.cpus),
       fact('Memory', formatMemory(machine.memory_mb)),
       fact('Endpoint', machine.endpoint ? h('code', { testid: 'endpoint' }, machine.endpoint) : 'none'),
+      ...Object.entries(machine.details || {}).map(([label, value]) =>
+        fact(DETAIL_TERMS[label] || label, h('code', { testid: `detail-${label}` }, value))),
       fact('Created', formatTime(machine.created_at)), fact('Updated', formatTime(machine.updated_at)),
       machine.error ? fact('Error', h('span', { class: 'text-error', testid: 'machine-error' }, machine.error)) : null);
     drawGuest();
@@ -282,6 +284,9 @@ export function mount(root, ctx) {
     },
   };
 }
+
+// How a provider's placement labels (the machine's `details`) read on the page; others as they are.
+const DETAIL_TERMS = { kind: 'Guest kind', node: 'Node', vmid: 'VMID', sandbox: 'Sandbox', template: 'Template' };
 
 function fact(term, value) {
   return [h('dt', {}, term), h('dd', {}, value)];

@@ -102,6 +102,10 @@ class MachineOut(Output):
     memory_mb: int
     state: str
     endpoint: str | None
+    details: dict[str, str] = Field(
+        description="Where the provider put the machine, for people: e.g. a Proxmox guest's "
+        "kind, node and VMID, an E2B sandbox's id. Empty for providers without such names."
+    )
     error: str | None
     created_at: UtcDateTime
     updated_at: UtcDateTime

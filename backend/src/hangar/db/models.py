@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     DateTime,
     Enum,
@@ -85,6 +86,9 @@ class Machine(Base):
     memory_mb: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), index=True)
     endpoint: Mapped[str | None] = mapped_column(String(500))
+    # Where the provider put it, for people (`providers.base.Placement`): e.g. a Proxmox guest's
+    # kind, node and VMID. Empty for providers without such names.
+    details: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

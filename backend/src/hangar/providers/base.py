@@ -4,7 +4,8 @@ Providers do side effects only: they never touch the database and never decide w
 is allowed (that is the service's state machine). A provider that lacks a capability raises
 `UnsupportedError`; the service checks `capabilities` first so users get a clear 409/422 instead.
 What only some providers offer beyond the protocol is an optional interface (`DiskInventory`,
-`FaultInjection`) that the service finds with `isinstance`, never by importing a provider.
+`FaultInjection`, `Placement`) that the service finds with `isinstance`, never by importing a
+provider.
 """
 
 from __future__ import annotations
@@ -152,4 +153,17 @@ class FaultInjection(Protocol):
 
     def clear_faults(self) -> None:
         """Disarm every injected fault; the next calls behave normally."""
+        ...
+
+
+@runtime_checkable
+class Placement(Protocol):
+    """An optional addition to `Provider` for providers whose machines live somewhere a person
+    needs to find them by another name: a Proxmox guest's kind, node and VMID, an E2B sandbox's
+    id. The service asks once a machine exists (after create and clone), stores the answer with
+    the machine and serves it as `details`; the web UI shows it on the machine's page."""
+
+    async def placement(self, key: str) -> Mapping[str, str]:
+        """Short labelled facts about where machine `key` lives, e.g. `{"kind": "lxc", "node":
+        "pve1", "vmid": "9123"}`. `NotFoundError` when the provider knows no such machine."""
         ...

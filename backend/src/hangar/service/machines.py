@@ -14,6 +14,7 @@ What callers rely on:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from hangar.providers.base import (
     Capability,
     FaultInjection,
     MachineSpec,
+    Placement,
     Provider,
     ProviderError,
     UnknownFaultActionError,
@@ -44,6 +46,8 @@ from hangar.service.events import EventBus
 from hangar.service.operations import Apply, OperationRunner, Tx, Undo
 from hangar.service.queries import MachineQueries
 from hangar.service.states import Action, MachineState, check
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -392,11 +396,13 @@ class MachineService(MachineQueries):
     async def _do_create(self, machine: Machine, start: bool) -> Apply:
         provider = self._provider(machine)
         await provider.create(_spec(machine))
+        details = await _placement(provider, machine.id)
         if not start:
-            return _becomes(MachineState.STOPPED)
+            return _becomes(MachineState.STOPPED, details=details)
         async with self.runner.transaction() as tx:
             row = await tx.session.get(Machine, machine.id)
             assert row is not None
+            row.details = details
             tx.set_state(row, MachineState.STARTING)
         runtime = await provider.start(machine.id)
         return _becomes(MachineState.RUNNING, endpoint=runtime.endpoint)
@@ -427,8 +433,9 @@ class MachineService(MachineQueries):
         return apply
 
     async def _do_clone(self, source: Machine, clone: Machine) -> Apply:
-        await self._provider(source).clone(source.id, _spec(clone))
-        return _becomes(MachineState.STOPPED)
+        provider = self._provider(source)
+        await provider.clone(source.id, _spec(clone))
+        return _becomes(MachineState.STOPPED, details=await _placement(provider, clone.id))
 
     async def _do_create_disk(self, machine: Machine, disk: Disk) -> Apply:
         await self._provider(machine).create_disk(machine.id, disk.id, disk.size_mb)
@@ -502,12 +509,29 @@ def _spec(machine: Machine) -> MachineSpec:
     )
 
 
-def _becomes(state: MachineState, *, endpoint: str | None = None) -> Apply:
-    """Success that puts the machine in `state` with `endpoint` and clears its error."""
+async def _placement(provider: Provider, key: str) -> dict[str, str]:
+    """Where the provider put machine `key`, for people (empty when it has no such names). Only
+    information: a provider that cannot tell right now does not fail the action that made it."""
+    if not isinstance(provider, Placement):
+        return {}
+    try:
+        return {str(label): str(value) for label, value in (await provider.placement(key)).items()}
+    except ProviderError:
+        log.warning("provider %s could not tell where machine %s lives", provider.name, key)
+        return {}
+
+
+def _becomes(
+    state: MachineState, *, endpoint: str | None = None, details: dict[str, str] | None = None
+) -> Apply:
+    """Success that puts the machine in `state` with `endpoint` (and `details`, when given) and
+    clears its error."""
 
     async def apply(tx: Tx, machine: Machine | None) -> None:
         if machine is not None:
             machine.endpoint = endpoint
+            if details is not None:
+                machine.details = details
             machine.error = None
             tx.set_state(machine, state)
 
