@@ -196,7 +196,7 @@ def e2e(session: nox.Session) -> None:
 
 @nox.session(python=DEFAULT_PYTHON, tags=["tests"])
 def integration(session: nox.Session) -> None:
-    """Integration tier: real QEMU guests and a real PostgreSQL (GitHub with a token)."""
+    """Integration tier: real QEMU guests, PostgreSQL; Proxmox VE, E2B, GitHub with credentials."""
     sync(session, "integration")
     provision(session, "integration")
     pytest(session, "-p", "no:randomly", *(session.posargs or TEST_DIRS["integration"]))

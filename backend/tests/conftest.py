@@ -58,8 +58,9 @@ CHEAP_HASH = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=
 
 
 def without_hangar_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also the E2B SDK's own variables: a person's key must never reach a unit test."""
     for name in list(os.environ):
-        if name.startswith("HANGAR_"):
+        if name.startswith(("HANGAR_", "E2B_")):
             monkeypatch.delenv(name)
 
 

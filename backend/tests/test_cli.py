@@ -102,6 +102,29 @@ def test_serve_refuses_an_unmigrated_database(
     assert calls == []
 
 
+@pytest.mark.parametrize(
+    ("providers", "says"),
+    [
+        ("fake,vmware", "HANGAR_PROVIDERS names unknown provider(s) vmware"),
+        ("fake,e2b", "HANGAR_E2B_API_KEY"),
+    ],
+)
+def test_serve_refuses_a_provider_it_cannot_build_before_starting(
+    providers: str, says: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    calls: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setenv("HANGAR_PROVIDERS", providers)
+    monkeypatch.delenv("E2B_API_KEY", raising=False)
+    result = run("serve", "--migrate")
+    assert result.exit_code == 1
+    assert says in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert calls == []
+
+
 def test_serve_with_migrate_runs_uvicorn(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import uvicorn
 

@@ -140,16 +140,16 @@ def test_cli_build_failure_is_one_clear_line(
 def test_doctor_reports_tools_images_and_accelerator(
     apt: FakeApt, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from typer import Typer
+    from hangar import cli
 
-    app = Typer()
-    app.command()(cli_qemu.doctor)
+    app = cli.build()
     runner = CliRunner()
     monkeypatch.setattr("hangar.cli_qemu.shutil.which", lambda tool: None)
-    missing = runner.invoke(app, ["--data-dir", str(tmp_path)])
+    missing = runner.invoke(app, ["doctor", "--data-dir", str(tmp_path)])
     assert missing.exit_code == 1
     assert "MISSING" in missing.output
     assert "not built" in missing.output
+    assert "doctor: 2 problem(s)" in missing.output
 
     monkeypatch.setattr("hangar.cli_qemu.shutil.which", lambda tool: f"/usr/bin/{tool}")
 
@@ -159,8 +159,10 @@ def test_doctor_reports_tools_images_and_accelerator(
     monkeypatch.setattr(QemuProvider, "qemu_version", version)
     monkeypatch.setenv("HANGAR_QEMU_ACCEL", "tcg")
     tiny.build(tmp_path)
-    result = runner.invoke(app, ["--data-dir", str(tmp_path), "--probe"])
+    result = runner.invoke(app, ["doctor", "--data-dir", str(tmp_path), "--probe"])
     assert result.exit_code == 0, result.output
+    assert "Proxmox VE: not configured" in result.output
+    assert "not set (the e2b provider is not enabled)" in result.output
     assert "qemu version         7.2.0" in result.output
     assert "accelerator          tcg (set by HANGAR_QEMU_ACCEL)" in result.output
     assert "image tiny           ok" in result.output

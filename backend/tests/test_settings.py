@@ -79,7 +79,8 @@ def test_registry_builds_enabled_providers(tmp_path: Path) -> None:
 
 def test_registry_refuses_unknown_providers(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, providers=["fake", "vmware"])
-    with pytest.raises(registry.UnknownProviderError, match=r"vmware.*known: fake"):
+    known = r"known: e2b, fake, proxmox, qemu$"
+    with pytest.raises(registry.UnknownProviderError, match=rf"vmware.*{known}"):
         registry.build_providers(settings)
 
 

@@ -12,9 +12,11 @@ from typing import Annotated, TypeVar
 import typer
 from pydantic import ValidationError
 
-from hangar import cli_qemu
+from hangar import cli_e2b, cli_proxmox, cli_qemu
 from hangar.db import migrate
 from hangar.db.engine import create_engine, create_sessionmaker
+from hangar.images.registry import default_data_dir
+from hangar.providers.registry import build_providers
 from hangar.service.errors import HangarError
 from hangar.service.users import Role, UserService
 from hangar.settings import Settings, explain
@@ -62,6 +64,21 @@ def _with_users(settings: Settings, work: Callable[[UserService], Awaitable[T]])
         raise _fail(exc.message) from exc
 
 
+def _check_providers(settings: Settings) -> None:
+    """Build the enabled providers once, so a missing or wrong provider setting ends the command
+    with its one line before the server starts (and not as a traceback in its startup)."""
+    try:
+        providers = build_providers(settings)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+    async def close() -> None:
+        for provider in providers.values():
+            await provider.close()
+
+    asyncio.run(close())
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -83,6 +100,7 @@ def serve(
     )
     if reason is not None:
         raise _fail(reason + " (or pass --migrate)")
+    _check_providers(settings)
     if reload:
         # With reload uvicorn imports the factory in a child process, which reads HANGAR_* again.
         package_dir = str(Path(__file__).parent)  # not the whole repo: only our code reloads
@@ -219,9 +237,36 @@ def dev_setup() -> None:
     typer.echo(f"login:    {username} / {shown}")
 
 
+@app.command()
+def doctor(
+    data_dir: cli_qemu.DataDir = None,
+    probe: Annotated[bool, typer.Option(help="Probe the QEMU accelerator again.")] = False,
+) -> None:
+    """Check the host and the providers: QEMU (tools, version, accelerator, images), and Proxmox
+    VE (version, node, storage, token privileges) and E2B (the key) when enabled or configured."""
+    settings = _settings()
+    typer.secho("QEMU", bold=True)
+    problems = cli_qemu.check_qemu(data_dir or default_data_dir(), probe)
+    if "proxmox" in settings.providers or settings.proxmox_url:
+        typer.secho("Proxmox VE", bold=True)
+        problems += cli_proxmox.doctor_proxmox(settings)
+    else:
+        typer.echo("Proxmox VE: not configured (HANGAR_PROVIDERS, HANGAR_PROXMOX_URL)")
+    typer.secho("E2B", bold=True)
+    problems += cli_e2b.doctor_e2b(settings)
+    if problems:
+        raise _fail(f"doctor: {problems} problem(s), see the lines above")
+    typer.echo("doctor: everything checked is fine")
+
+
 # Extension points: another module appends ("image", image_app) or a plain command function.
-SUBAPPS: list[tuple[str, typer.Typer]] = [("tokens", tokens_app), ("image", cli_qemu.image_app)]
-COMMANDS: list[Callable[..., object]] = [cli_qemu.doctor]
+SUBAPPS: list[tuple[str, typer.Typer]] = [
+    ("tokens", tokens_app),
+    ("image", cli_qemu.image_app),
+    ("proxmox", cli_proxmox.proxmox_app),
+    ("e2b", cli_e2b.e2b_app),
+]
+COMMANDS: list[Callable[..., object]] = []
 
 
 def build() -> typer.Typer:

@@ -1,4 +1,4 @@
-"""`hangar image list|register|build` and `hangar doctor`: the guest images and the QEMU host.
+"""`hangar image list|register|build` and the QEMU part of `hangar doctor`: guest images, the host.
 
 Registered into the main CLI by `hangar.cli` (this module does not import it).
 """
@@ -97,12 +97,9 @@ def image_register(
     typer.echo(f"registered {image.kind.value} image {name!r}")
 
 
-def doctor(
-    data_dir: DataDir = None,
-    probe: Annotated[bool, typer.Option(help="Probe the accelerator again.")] = False,
-) -> None:
-    """Check the QEMU host: tools, version, accelerator, images."""
-    root = data_dir or default_data_dir()
+def check_qemu(root: Path, probe: bool = False) -> int:
+    """The QEMU part of `hangar doctor`: tools, version, accelerator, images of data dir `root`.
+    Prints one line per check and returns the number of problems found."""
     provider = QemuProvider(root)
     problems = 0
     for tool in ("qemu-system-x86_64", "qemu-img"):
@@ -113,13 +110,14 @@ def doctor(
     try:
         images = registry.all()
     except ImageError as exc:
-        raise _fail(str(exc)) from exc
+        typer.echo(f"{'images':<20} PROBLEM: {exc}")
+        return problems + 1
     for image in images:
         typer.echo(f"image {image.name:<14} {_status(image)}")
     if tiny.NAME not in registry.names():
         typer.echo(f"image {tiny.NAME:<14} not built (run `hangar image build`)")
     if problems:
-        raise _fail("QEMU is not installed")
+        return problems  # no version nor accelerator without QEMU
     typer.echo(f"{'qemu version':<20} {asyncio.run(provider.qemu_version())}")
     verdict = None if probe else accel.cached(root)
     if verdict is None and tiny.NAME in registry.names():
@@ -128,6 +126,8 @@ def doctor(
         try:
             verdict = asyncio.run(provider.accelerator(registry.get(tiny.NAME)))
         except ProviderError as exc:
-            raise _fail(str(exc)) from exc
+            typer.echo(f"{'accelerator':<20} PROBLEM: {exc}")
+            return problems + 1
     shown = f"{verdict.name} ({verdict.reason})" if verdict else "unknown (build the image first)"
     typer.echo(f"{'accelerator':<20} {shown}")
+    return problems

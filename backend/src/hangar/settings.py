@@ -6,14 +6,19 @@ driver (`sqlite+aiosqlite` or `postgresql+psycopg`), and `providers` is a list o
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import hangar
+
+if TYPE_CHECKING:
+    from hangar.providers.e2b.config import E2BConfig
+    from hangar.providers.proxmox.config import ProxmoxConfig
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 -- a file name
 RUN_ID_FILE = "run_id"
@@ -69,6 +74,31 @@ class Settings(BaseSettings):
     # (GET /api/v1/observer/report still reconciles on demand).
     observer_interval_seconds: float = Field(default=10.0, ge=0)
 
+    # -- e2b provider: E2B cloud sandboxes through the official `e2b` SDK ----------------------
+    # The API key may also come from the SDK's own E2B_API_KEY. The timeout is each sandbox's
+    # lifetime, extended by the observer while its machine runs: a dead-man switch, so the
+    # sandboxes of a server that died expire on their own (E2B allows at most 24 h). Domain:
+    # empty means the SDK's default (E2B_DOMAIN, else e2b.app).
+    e2b_api_key: SecretStr | None = None
+    e2b_template: str = Field(default="base", min_length=1)
+    e2b_timeout_s: int = Field(default=300, ge=30, le=86_400)
+    e2b_domain: str | None = None
+
+    # -- proxmox provider: QEMU VMs and LXC containers of a Proxmox VE node (docs/proxmox.md) --
+    # Read only when `proxmox` is enabled: `proxmox_config()` checks them and names the variable
+    # of the first one that is missing or wrong. Login is an API token (`USER@REALM!TOKENID` and
+    # its secret); TLS is verified, against HANGAR_PROXMOX_CA_FILE when given. The timeout is one
+    # HTTP request's (proxmoxer's own 5 s is too short for a clone).
+    proxmox_url: str = ""
+    proxmox_token_id: str = ""
+    proxmox_token_secret: SecretStr = SecretStr("")
+    proxmox_node: str = ""
+    proxmox_storage: str = ""
+    proxmox_vmid_range: str = "9000-9999"
+    proxmox_verify_tls: bool = True
+    proxmox_ca_file: str = ""
+    proxmox_timeout_seconds: float = Field(default=60.0, gt=0)
+
     @field_validator("providers", mode="before")
     @classmethod
     def _split_providers(cls, value: object) -> object:
@@ -96,6 +126,51 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / DATABASE_FILE}"
         self.database_url = async_database_url(self.database_url)
         return self
+
+    @model_validator(mode="after")
+    def _e2b_outlives_a_missed_keep_alive(self) -> Settings:
+        interval = self.observer_interval_seconds
+        if "e2b" in self.providers and interval > 0 and self.e2b_timeout_s < 3 * interval:
+            raise ValueError(
+                f"HANGAR_E2B_TIMEOUT_S ({self.e2b_timeout_s}) must be at least 3 times "
+                f"HANGAR_OBSERVER_INTERVAL_SECONDS ({interval:g}), so that a running sandbox "
+                "outlives a missed keep-alive"
+            )
+        return self
+
+    def e2b_config(self) -> E2BConfig:
+        """What the e2b provider is told. `E2BSettingsError` (one line naming the variable) when
+        neither HANGAR_E2B_API_KEY nor the SDK's E2B_API_KEY is set."""
+        from hangar.providers.e2b.config import KEY_VARIABLE, SDK_KEY_VARIABLE, E2BConfig
+
+        key = self.e2b_api_key.get_secret_value() if self.e2b_api_key is not None else ""
+        variable = KEY_VARIABLE
+        if not key:
+            key, variable = os.environ.get(SDK_KEY_VARIABLE, ""), SDK_KEY_VARIABLE
+        return E2BConfig(
+            api_key=key,
+            template=self.e2b_template,
+            timeout_s=self.e2b_timeout_s,
+            domain=self.e2b_domain or None,
+            key_variable=variable,
+        )
+
+    def proxmox_config(self) -> ProxmoxConfig:
+        """What the proxmox provider is told. `ProxmoxConfigError` (a ValueError: one line naming
+        the variable and what is allowed) when a setting is missing or malformed."""
+        from hangar.providers.proxmox.config import build_config
+
+        return build_config(
+            url=self.proxmox_url,
+            token_id=self.proxmox_token_id,
+            token_secret=self.proxmox_token_secret.get_secret_value(),
+            node=self.proxmox_node,
+            storage=self.proxmox_storage,
+            vmid_range=self.proxmox_vmid_range,
+            verify_tls=self.proxmox_verify_tls,
+            ca_file=self.proxmox_ca_file,
+            request_timeout=self.proxmox_timeout_seconds,
+        )
 
     def ensure_data_dir(self) -> Path:
         """Create the data dir (private to the user) and return it."""

@@ -4,8 +4,8 @@ Providers do side effects only: they never touch the database and never decide w
 is allowed (that is the service's state machine). A provider that lacks a capability raises
 `UnsupportedError`; the service checks `capabilities` first so users get a clear 409/422 instead.
 What only some providers offer beyond the protocol is an optional interface (`DiskInventory`,
-`FaultInjection`, `Placement`) that the service finds with `isinstance`, never by importing a
-provider.
+`FaultInjection`, `Placement`, `KeepAlive`) that the service finds with `isinstance`, never by
+importing a provider.
 """
 
 from __future__ import annotations
@@ -166,4 +166,18 @@ class Placement(Protocol):
     async def placement(self, key: str) -> Mapping[str, str]:
         """Short labelled facts about where machine `key` lives, e.g. `{"kind": "lxc", "node":
         "pve1", "vmid": "9123"}`. `NotFoundError` when the provider knows no such machine."""
+        ...
+
+
+@runtime_checkable
+class KeepAlive(Protocol):
+    """An optional addition to `Provider` for providers whose machines expire unless something
+    keeps extending their lifetime. E2B sandboxes live for a fixed time unless extended: a
+    dead-man switch, so the machines of a server that died expire on their own. The observer
+    keeps alive the machines whose rows say running; a provider without it is never asked."""
+
+    async def keep_alive(self, keys: Sequence[str]) -> None:
+        """Extend the lifetime of the running machines `keys` (the service's machine ids) by the
+        provider's configured lifetime, from now. A key without a running machine is skipped:
+        the observer's reconcile reports it. `ProviderError` when the provider cannot be asked."""
         ...

@@ -28,9 +28,23 @@ def _qemu(settings: Settings) -> Provider:
     return QemuProvider(settings.data_dir)
 
 
+def _proxmox(settings: Settings) -> Provider:
+    from hangar.providers.proxmox.provider import ProxmoxProvider
+
+    return ProxmoxProvider(settings.proxmox_config(), settings.resolved_run_id())
+
+
+def _e2b(settings: Settings) -> Provider:
+    from hangar.providers.e2b.provider import E2BProvider
+
+    return E2BProvider(settings.e2b_config(), settings.resolved_run_id())
+
+
 FACTORIES: dict[str, Callable[[Settings], Provider]] = {
     "fake": _fake,
     "qemu": _qemu,
+    "proxmox": _proxmox,
+    "e2b": _e2b,
 }
 
 

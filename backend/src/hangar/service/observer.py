@@ -18,6 +18,8 @@ What callers rely on:
 - `start(interval)` reconciles every `interval` seconds until `stop()`; a failing reconcile is
   logged and the loop goes on. A provider that cannot be asked is skipped for that reconcile
   (logged), so its machines are never marked because of a failed look.
+- Before each reconcile, the loop keeps alive the running machines of providers that offer
+  `KeepAlive` (`keep_alive()`; see there).
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hangar.db.models import Disk, Machine, utcnow
-from hangar.providers.base import Capability, DiskInventory, Provider, ProviderError, Runtime
+from hangar.providers.base import (
+    Capability,
+    DiskInventory,
+    KeepAlive,
+    Provider,
+    ProviderError,
+    Runtime,
+)
 from hangar.service.errors import BusyError, NotFoundError
 from hangar.service.machines import MachineService
 from hangar.service.states import MachineState
@@ -277,6 +286,38 @@ class Observer:
                 machine_id=finding.machine_id or "",
             )
 
+    # ------------------------------------------------------------------ keep-alive
+    async def keep_alive(self) -> None:
+        """Extend the lifetime of every machine whose row says running, at each provider that
+        offers `KeepAlive` (E2B sandboxes expire unless extended: a dead-man switch, so when the
+        server is gone its machines expire on their own). The loop calls it before each
+        reconcile. A provider that fails is logged and tried again at the next tick; a machine
+        it no longer has is the reconcile's to mark. Never raises."""
+        keeping = {n: p for n, p in self.providers.items() if isinstance(p, KeepAlive)}
+        if not keeping:
+            return
+        running: dict[str, list[str]] = {}
+        try:
+            async with self._sessionmaker() as session:
+                rows = await session.execute(
+                    select(Machine.provider, Machine.id).where(
+                        Machine.state == MachineState.RUNNING.value,
+                        Machine.provider.in_(list(keeping)),
+                    )
+                )
+                for provider_name, machine_id in rows:
+                    running.setdefault(provider_name, []).append(machine_id)
+        except Exception:
+            log.exception("observer: could not read the running machines to keep them alive")
+            return
+        for name, keys in running.items():
+            try:
+                await keeping[name].keep_alive(keys)
+            except ProviderError as exc:
+                log.warning("observer: could not keep %s's machines alive: %s", name, exc)
+            except Exception:
+                log.exception("observer: keeping %s's machines alive failed", name)
+
     # ------------------------------------------------------------------ the loop
     def start(self, interval: float) -> None:
         """Reconcile every `interval` seconds (the first one after `interval`); 0 does nothing."""
@@ -288,6 +329,7 @@ class Observer:
     async def _run(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
+            await self.keep_alive()
             try:
                 await self.reconcile()
             except Exception:
