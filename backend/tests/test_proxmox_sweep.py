@@ -1,9 +1,11 @@
-"""Sweeping leftover guests by their run tag, as a function of the provider and as `hangar proxmox
-sweep`, against fakepve (a fake Proxmox VE API)."""
+"""Sweeping leftover guests by their run tag (or, for a clone never tagged, by its description),
+as a function of the provider and as `hangar proxmox sweep`, against fakepve (a fake Proxmox VE
+API)."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hangar.cli_proxmox import proxmox_app
+from hangar.providers.base import ProviderError
+from hangar.providers.proxmox.guests import marked_created
 
 from .fakepve_support import (
     CT_IMAGE,
@@ -19,10 +23,13 @@ from .fakepve_support import (
     STORAGE,
     TOKEN_ID,
     TOKEN_SECRET,
+    VM_IMAGE,
+    VMIDS,
     FakePve,
     fake_provider,
     seed,
     spec,
+    tags_of,
 )
 
 OTHER_RUN = "4242-abcdef"
@@ -141,3 +148,70 @@ def test_the_command_names_a_missing_setting(
     assert result.output.count("\n") == 1
     monkeypatch.setenv("HANGAR_RUN_ID", "Not A Tag")
     assert sweep().output.startswith("HANGAR_RUN_ID: String should match pattern")
+
+
+# ------------------------------------------------------------------ a clone never tagged
+TAGGING = "/nodes/{node}/qemu/{vmid}/config"
+DESTROY = "/nodes/{node}/qemu/{vmid}"
+
+
+async def leave_an_untagged_clone(fakepve: FakePve, cafile: str, run: str = RUN_ID) -> int:
+    """What a create leaves when its process dies between the clone and the tagging: the
+    tagging is refused and so is the clean-up, so the clone stays with only its description.
+    Returns its VMID."""
+    fakepve.fail("PUT", TAGGING, 500, "interrupted (fault injected)", times=1)
+    fakepve.fail("DELETE", DESTROY, 500, "interrupted too (fault injected)", times=1)
+    async with fake_provider(fakepve, cafile, run_id=run) as provider:
+        with pytest.raises(ProviderError, match=r"removing the half-made guest \d+ failed too"):
+            await provider.create(spec("lost", VM_IMAGE, name="lost"))
+    [clone] = [guest for guest in fakepve.vms if guest.vmid in VMIDS]
+    return int(clone.vmid)
+
+
+@pytest.mark.asyncio
+async def test_a_clone_whose_tagging_never_happened_is_swept_by_its_description(
+    fakepve: FakePve, fakepve_cafile: str
+) -> None:
+    vmid = await leave_an_untagged_clone(seed(fakepve), fakepve_cafile)
+    clone = fakepve.vm(vmid)
+    assert not tags_of(fakepve, vmid) & {"hangar", f"run-{RUN_ID}", "key-lost"}
+    assert f"hangar-run: {RUN_ID}\n" in clone.config["description"]
+    made = marked_created(clone.config["description"])  # what the test tier ages runs by
+    assert made is not None
+    assert abs(datetime.now(UTC) - made) < timedelta(minutes=5)
+    assert marked_created("hangar-created: yesterday\n") is None
+    # Untagged guests that no sweep may take: no marks, another run's marks, a mark without a
+    # machine, outside the range, a template.
+    marks = f"hangar-run: {RUN_ID}\nhangar-key: x\n"
+    fakepve.add_vm(9090, "untagged")
+    fakepve.add_vm(
+        9093, "theirs", config={"description": f"hangar-run: {OTHER_RUN}\nhangar-key: y"}
+    )
+    fakepve.add_vm(9094, "no-key", config={"description": f"hangar-run: {RUN_ID}\n"})
+    fakepve.add_vm(601, "outside", config={"description": marks})
+    fakepve.add_vm(9095, "a-template", template=True, config={"description": marks})
+    # A person's tags are not a run tag: the description still decides.
+    fakepve.add_vm(9096, "person-tagged", config={"tags": "web", "description": marks})
+    async with fake_provider(fakepve, fakepve_cafile) as provider:
+        assert await provider.inventory() == []  # not a machine of the run: it has no tags
+        listed = await provider.leftovers(RUN_ID)
+        assert [(g.vmid, g.run, g.described_run) for g in listed] == [
+            (vmid, RUN_ID, RUN_ID),
+            (9096, RUN_ID, RUN_ID),
+        ]
+        assert [g.vmid for g in await provider.leftovers(OTHER_RUN)] == [9093]
+        report = await provider.sweep(RUN_ID)
+        assert [g.vmid for g in report.removed] == [vmid, 9096]
+        assert report.failed == []
+    assert remaining(fakepve) == {100, 9090, 9093, 9094, 601, 9095}
+
+
+def test_the_command_names_the_run_of_an_untagged_clone(
+    environment: FakePve, fakepve_cafile: str
+) -> None:
+    vmid = asyncio.run(leave_an_untagged_clone(environment, fakepve_cafile, run=OTHER_RUN))
+    listed = sweep("--dry-run")
+    assert listed.exit_code == 0, listed.output
+    assert listed.output == f"would delete VM {vmid} (lost) of run {OTHER_RUN}\n"
+    assert sweep().output == f"deleted VM {vmid} (lost) of run {OTHER_RUN}\n"
+    assert remaining(environment) == {100}

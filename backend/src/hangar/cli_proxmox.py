@@ -92,9 +92,10 @@ def sweep(
         bool, typer.Option("--dry-run", help="Only list what would be deleted.")
     ] = False,
 ) -> None:
-    """Delete leftover guests: those in HANGAR_PROXMOX_VMID_RANGE tagged `hangar` and `run-<id>`.
+    """Delete leftover guests: those in HANGAR_PROXMOX_VMID_RANGE tagged `hangar` and `run-<id>`,
+    or with no run tag but a description naming the run (a clone never tagged).
 
-    Untagged guests, guests outside the range and templates are never touched."""
+    Other untagged guests, guests outside the range and templates are never touched."""
     settings = _settings()
     provider = _provider(settings)
     own = provider.run_id

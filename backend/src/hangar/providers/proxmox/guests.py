@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -32,9 +33,12 @@ HANGAR_TAG = "hangar"
 RUN_TAG_PREFIX = "run-"
 KEY_TAG_PREFIX = "key-"
 TAG = re.compile(r"[a-z0-9_][a-z0-9_+.-]*")  # a PVE tag (PVE compares them in lower case)
-# The line of a guest's description that names its machine: set at creation, even by a clone,
-# which cannot set tags.
+# The lines of a guest's description that name its machine, its run and when it was made: set at
+# creation, even by a clone, which cannot set tags (so a clone whose process died before it could
+# tag it is still recognised as the run's).
 KEY_MARK = re.compile(r"^hangar-key: (\S+)\s*$", re.MULTILINE)
+RUN_MARK = re.compile(r"^hangar-run: (\S+)\s*$", re.MULTILINE)
+CREATED_MARK = re.compile(r"^hangar-created: (\S+)\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,34 @@ def marked_key(description: object) -> str | None:
     return match[1] if match else None
 
 
+def marked_run(description: object) -> str | None:
+    """The run id that a guest's description names, if any."""
+    match = RUN_MARK.search(str(description or ""))
+    return match[1] if match else None
+
+
+def marked_created(description: object) -> datetime | None:
+    """When the guest was made, as its description says (UTC), if it says so readably."""
+    match = CREATED_MARK.search(str(description or ""))
+    if match is None:
+        return None
+    try:
+        made = datetime.fromisoformat(match[1])
+    except ValueError:
+        return None
+    return made if made.tzinfo is not None else None
+
+
+def description(name: str, run_id: str, key: str, created: datetime) -> str:
+    """The description of a guest made for machine `key` (named `name`) of run `run_id`."""
+    return (
+        f"Machine {name} of hangar (run {run_id}); hangar deletes it.\n"
+        f"hangar-run: {run_id}\n"
+        f"hangar-key: {key}\n"
+        f"hangar-created: {created.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}\n"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Guest:
     """A guest as `cluster/resources` lists it."""
@@ -82,6 +114,9 @@ class Guest:
     tags: frozenset[str] = frozenset()
     lock: str | None = None
     template: bool = False
+    # The run its description names, for a guest without a run tag found by it (a clone whose
+    # tags were never set; see `ProxmoxProvider.leftovers`). None otherwise.
+    described_run: str | None = None
 
     @classmethod
     def from_resource(cls, item: Mapping[str, Any]) -> Guest | None:
@@ -111,8 +146,14 @@ class Guest:
 
     @property
     def run(self) -> str | None:
-        """The run id of its `run-` tag (None without exactly one)."""
-        return _tag_value(self.tags, RUN_TAG_PREFIX)
+        """The run id of its `run-` tag (None without exactly one); for a guest found by its
+        description, the run that names."""
+        return _tag_value(self.tags, RUN_TAG_PREFIX) or self.described_run
+
+    @property
+    def run_tagged(self) -> bool:
+        """Whether it carries any `run-` tag."""
+        return any(tag.startswith(RUN_TAG_PREFIX) for tag in self.tags)
 
     def __str__(self) -> str:
         kind = "VM" if self.kind is GuestKind.QEMU else "CT"

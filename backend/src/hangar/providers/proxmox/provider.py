@@ -9,15 +9,18 @@ provider: the service lets an action through when some kind has it, and the prov
 container). `capabilities_for(image)` tells the set of one image's kind.
 
 **Which guests are this provider's.** Every guest it makes carries the tags `hangar`,
-`run-<run id>` and `key-<machine key>` (the key is how it finds the guest again) and the line
-`hangar-key: <key>` in its description (how it recognises its own guest before the tags are
-set: a clone cannot set tags). Its VMID is drawn at random from the configured range and
-checked with `cluster/nextid`. It acts only on guests inside that range that carry `hangar` and
-its own `run-<run id>`, and refuses any other guest with an error: a person's guests are never
-touched. (The one guest it acts on before it is tagged is the one a failed create of its own
-just made, recognised by its VMID and description, to remove it.) `inventory()` is the guests
-of this run (so the observer's "a tagged guest has no row" means this service's own leftovers,
-not another service's machines); `sweep()` removes leftovers of runs chosen by the caller.
+`run-<run id>` and `key-<machine key>` (the key is how it finds the guest again) and, from the
+request that makes it on, the lines `hangar-run: <run id>`, `hangar-key: <key>` and
+`hangar-created: <UTC time>` in its description (how it recognises its own guest before the
+tags are set: a clone cannot set tags). Its VMID is drawn at random from the configured range
+and checked with `cluster/nextid`. It acts only on guests inside that range that carry `hangar`
+and its own `run-<run id>`, and refuses any other guest with an error: a person's guests are
+never touched. (The one guest it acts on before it is tagged is the one a failed create of its
+own just made, recognised by its VMID and description, to remove it.) `inventory()` is the
+guests of this run (so the observer's "a tagged guest has no row" means this service's own
+leftovers, not another service's machines); `sweep()` removes leftovers of runs chosen by the
+caller: the guests tagged with such a run, and the guests in the range with no run tag whose
+description names such a run and a machine (a clone whose process died before tagging it).
 
 **Operations.** Each has a deadline (`ProxmoxConfig`). A create or clone that fails, or runs out
 of time, removes the guest it made before it raises (it waits, bounded, for the task to end
@@ -35,7 +38,8 @@ import math
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from hangar.providers.base import (
@@ -66,8 +70,10 @@ from hangar.providers.proxmox.guests import (
     TAG,
     Guest,
     GuestKind,
+    description,
     dns_name,
     marked_key,
+    marked_run,
     parse_image,
 )
 
@@ -304,10 +310,7 @@ class ProxmoxProvider:
         return ";".join((HANGAR_TAG, self.run_tag, f"{KEY_TAG_PREFIX}{key}"))
 
     def _description(self, spec: MachineSpec) -> str:
-        return (
-            f"Machine {spec.name} of hangar (run {self.run_id}); hangar deletes it.\n"
-            f"hangar-key: {spec.key}\n"
-        )
+        return description(spec.name, self.run_id, spec.key, datetime.now(UTC))
 
     async def _post_task(
         self, path: str, params: Params, deadline: Deadline, settled: Settled
@@ -458,8 +461,8 @@ class ProxmoxProvider:
         except ProviderError as exc:
             log.warning("proxmox: could not remove the half-made guest %s: %s", vmid, exc)
             return (
-                f"removing the half-made guest {vmid} failed too ({exc}); it carries the tags "
-                f"{HANGAR_TAG} and {self.run_tag} once set up: `hangar proxmox sweep --run "
+                f"removing the half-made guest {vmid} failed too ({exc}); its description names "
+                f"run {self.run_id} (its tags may not be set): `hangar proxmox sweep --run "
                 f"{self.run_id}` removes it, else remove it in Proxmox"
             )
         return f"the half-made guest {vmid} was removed"
@@ -767,24 +770,34 @@ class ProxmoxProvider:
 
     # -- leftovers ---------------------------------------------------------------------
     async def leftovers(self, which: str | Callable[[str], bool]) -> list[Guest]:
-        """The guests a `sweep(which)` would delete: in the VMID range, tagged `hangar` and
-        `run-<id>` where `id` is `which` (or `which(id)` is true), not templates."""
+        """The guests a `sweep(which)` would delete, not templates, in the VMID range: tagged
+        `hangar` and `run-<id>` where `id` is `which` (or `which(id)` is true); and, with no
+        `run-` tag at all, those whose description names such a run and a machine
+        (`hangar-run:` and `hangar-key:` lines): a clone that its process, killed, never
+        tagged. The latter come with `described_run` set. No other guest, ever."""
         wanted = (lambda run: run == which) if isinstance(which, str) else which
         deadline = self._deadline(self.config.request_timeout * 2, "listing leftover guests")
-        return [
-            guest
-            for guest in sorted(await self._guests(deadline), key=lambda g: g.vmid)
-            if guest.vmid in self.config.vmids
-            and HANGAR_TAG in guest.tags
-            and not guest.template
-            and guest.run is not None
-            and wanted(guest.run)
-        ]
+        found = []
+        for guest in sorted(await self._guests(deadline), key=lambda g: g.vmid):
+            if guest.vmid not in self.config.vmids or guest.template:
+                continue
+            if guest.run_tagged:
+                if HANGAR_TAG in guest.tags and guest.run is not None and wanted(guest.run):
+                    found.append(guest)
+                continue
+            config = await self._config_at(guest.node, guest.kind, guest.vmid, deadline)
+            if config is None or config.get("template"):
+                continue
+            run = marked_run(config.get("description"))
+            if run is not None and marked_key(config.get("description")) and wanted(run):
+                found.append(replace(guest, described_run=run))
+        return found
 
     async def sweep(self, which: str | Callable[[str], bool]) -> SweepReport:
-        """Delete the guests of the runs `which` names (a run id, or a predicate on run ids):
-        stopped hard, destroyed with their disks. Untagged guests, guests outside the range and
-        templates are never touched. A guest that cannot be deleted is reported, not raised."""
+        """Delete the guests of the runs `which` names (a run id, or a predicate on run ids),
+        those `leftovers(which)` lists: stopped hard, destroyed with their disks. Guests outside
+        the range, templates and untagged guests whose description does not name such a run are
+        never touched. A guest that cannot be deleted is reported, not raised."""
         report = SweepReport()
         for guest in await self.leftovers(which):
             deadline = self._deadline(self.config.task_timeout, f"sweeping {guest}")

@@ -1,0 +1,1 @@
+"""Proxmox VE scenarios through the `proxmox` provider and the service (credential-gated)."""
