@@ -10,16 +10,15 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from pydantic import ValidationError
 
-from hangar import cli_e2b, cli_proxmox, cli_qemu
+from hangar import cli_e2b, cli_proxmox, cli_qemu, cli_support
 from hangar.db import migrate
 from hangar.db.engine import create_engine, create_sessionmaker
 from hangar.images.registry import default_data_dir
 from hangar.providers.registry import build_providers
 from hangar.service.errors import HangarError
 from hangar.service.users import Role, UserService
-from hangar.settings import Settings, explain
+from hangar.settings import Settings
 
 T = TypeVar("T")
 
@@ -29,26 +28,13 @@ tokens_app = typer.Typer(help="API tokens (hgr_...) for scripts.")
 DEV_PASSWORD_FILE = "admin_password"  # noqa: S105 -- a file name
 
 
-def _settings() -> Settings:
-    """The settings from the environment; a wrong one ends the command with a line naming it."""
-    try:
-        return Settings()
-    except ValidationError as exc:
-        raise _fail(explain(exc)) from None
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(message, err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)
-
-
 def _with_users(settings: Settings, work: Callable[[UserService], Awaitable[T]]) -> T:
     """Run `work` with a UserService on a migrated database; errors become exit code 1."""
     reason = migrate.problem(
         migrate.current_revision_sync(settings.database_url), settings.database_url
     )
     if reason is not None:
-        raise _fail(reason)
+        raise cli_support.fail(reason)
 
     async def run() -> T:
         engine = create_engine(settings.database_url)
@@ -61,7 +47,7 @@ def _with_users(settings: Settings, work: Callable[[UserService], Awaitable[T]])
     try:
         return asyncio.run(run())
     except HangarError as exc:
-        raise _fail(exc.message) from exc
+        raise cli_support.fail(exc.message) from exc
 
 
 def _check_providers(settings: Settings) -> None:
@@ -70,7 +56,7 @@ def _check_providers(settings: Settings) -> None:
     try:
         providers = build_providers(settings)
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise cli_support.fail(str(exc)) from None
 
     async def close() -> None:
         for provider in providers.values():
@@ -91,7 +77,7 @@ def serve(
     """Serve the API and the web UI with uvicorn."""
     import uvicorn
 
-    settings = _settings()
+    settings = cli_support.settings()
     settings.ensure_data_dir()
     if migrate_first:
         migrate.upgrade(settings.database_url)
@@ -99,7 +85,7 @@ def serve(
         migrate.current_revision_sync(settings.database_url), settings.database_url
     )
     if reason is not None:
-        raise _fail(reason + " (or pass --migrate)")
+        raise cli_support.fail(reason + " (or pass --migrate)")
     _check_providers(settings)
     if reload:
         # With reload uvicorn imports the factory in a child process, which reads HANGAR_* again.
@@ -123,12 +109,12 @@ def migrate_command(
     revision: Annotated[str, typer.Option(help="Target revision (default: newest).")] = "head",
 ) -> None:
     """Apply the database migrations (to --revision: head, base or an id; older ones downgrade)."""
-    settings = _settings()
+    settings = cli_support.settings()
     settings.ensure_data_dir()
     try:
         current = migrate.migrate_to(settings.database_url, revision)
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
+        raise cli_support.fail(str(exc)) from exc
     typer.echo(f"database is at revision {current or 'base (empty)'}")
 
 
@@ -146,7 +132,9 @@ def create_user(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     assert password is not None
     chosen = password
-    user = _with_users(_settings(), lambda users: users.create_user(username, chosen, role))
+    user = _with_users(
+        cli_support.settings(), lambda users: users.create_user(username, chosen, role)
+    )
     typer.echo(f"created {user.role} {user.username!r}")
 
 
@@ -162,7 +150,7 @@ def tokens_create(
         _token, secret = await users.create_token(user.id, name)
         return secret
 
-    typer.echo(_with_users(_settings(), work))
+    typer.echo(_with_users(cli_support.settings(), work))
 
 
 @tokens_app.command("list")
@@ -189,14 +177,14 @@ def tokens_list(
             for t in tokens
         ]
 
-    lines = _with_users(_settings(), work)
+    lines = _with_users(cli_support.settings(), work)
     typer.echo("\n".join(lines) if lines else "no tokens")
 
 
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: str) -> None:
     """Revoke a token by id; it stops working at once."""
-    token = _with_users(_settings(), lambda users: users.revoke_token(token_id))
+    token = _with_users(cli_support.settings(), lambda users: users.revoke_token(token_id))
     typer.echo(f"revoked token {token.id} ({token.name})")
 
 
@@ -230,7 +218,7 @@ def ensure_dev_admin(settings: Settings) -> tuple[str, str | None]:
 @app.command("dev-setup", hidden=True)
 def dev_setup() -> None:
     """Prepare a development data dir (used by `invoke dev`): migrate and ensure an admin."""
-    settings = _settings()
+    settings = cli_support.settings()
     username, password = ensure_dev_admin(settings)
     typer.echo(f"data dir: {settings.data_dir}")
     shown = password if password is not None else "(unchanged; see your own notes)"
@@ -244,7 +232,7 @@ def doctor(
 ) -> None:
     """Check the host and the providers: QEMU (tools, version, accelerator, images), and Proxmox
     VE (version, node, storage, token privileges) and E2B (the key) when enabled or configured."""
-    settings = _settings()
+    settings = cli_support.settings()
     typer.secho("QEMU", bold=True)
     problems = cli_qemu.check_qemu(data_dir or default_data_dir(), probe)
     if "proxmox" in settings.providers or settings.proxmox_url:
@@ -255,7 +243,7 @@ def doctor(
     typer.secho("E2B", bold=True)
     problems += cli_e2b.doctor_e2b(settings)
     if problems:
-        raise _fail(f"doctor: {problems} problem(s), see the lines above")
+        raise cli_support.fail(f"doctor: {problems} problem(s), see the lines above")
     typer.echo("doctor: everything checked is fine")
 
 

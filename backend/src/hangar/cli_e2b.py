@@ -11,8 +11,8 @@ import dataclasses
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
+from hangar import cli_support
 from hangar.providers.base import ProviderError
 from hangar.providers.e2b.config import (
     HANGAR_MARK,
@@ -21,7 +21,7 @@ from hangar.providers.e2b.config import (
     SDK_KEY_VARIABLE,
     E2BSettingsError,
 )
-from hangar.settings import Settings, explain
+from hangar.settings import Settings
 
 e2b_app = typer.Typer(help="E2B cloud sandboxes of the e2b provider.", no_args_is_help=True)
 
@@ -29,18 +29,6 @@ e2b_app = typer.Typer(help="E2B cloud sandboxes of the e2b provider.", no_args_i
 @e2b_app.callback()
 def e2b_group() -> None:
     """E2B cloud sandboxes of the e2b provider (a group, so `hangar e2b sweep` keeps its name)."""
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(message, err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        raise _fail(explain(exc)) from None
 
 
 @e2b_app.command("sweep")
@@ -62,11 +50,11 @@ def sweep_command(
     """
     from hangar.providers.e2b.sweep import sweep
 
-    settings = _settings()
+    settings = cli_support.settings()
     try:
         config = settings.e2b_config()
     except E2BSettingsError as exc:
-        raise _fail(str(exc)) from None
+        raise cli_support.fail(str(exc)) from None
     own = settings.resolved_run_id() if run is None else ""
     described = f"run {run}" if run is not None else f"every run but this service's own ({own})"
 
@@ -76,7 +64,7 @@ def sweep_command(
     try:
         swept = asyncio.run(sweep(config, gone, dry_run=dry_run))
     except ProviderError as exc:
-        raise _fail(str(exc)) from None
+        raise cli_support.fail(str(exc)) from None
     verb = "would kill" if dry_run else "killed"
     for sandbox in swept:
         outcome = verb if sandbox.killed or dry_run else "already gone"

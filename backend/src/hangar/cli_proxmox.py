@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
+from hangar import cli_support
 from hangar.providers.base import ProviderError
-from hangar.settings import Settings, explain
+from hangar.settings import Settings
 
 if TYPE_CHECKING:  # imported when used: proxmoxer comes with the optional `proxmox` extra
     from hangar.providers.proxmox.client import Deadline, ProxmoxClient
@@ -56,18 +56,6 @@ def proxmox() -> None:
     # With a callback `sweep` stays a subcommand: typer runs a lone command without its name.
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.secho(message, err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        raise _fail(explain(exc)) from None
-
-
 def _provider(settings: Settings) -> ProxmoxProvider:
     """The provider from the settings; a wrong setting ends the command with one line."""
     from hangar.providers.proxmox.provider import ProxmoxProvider
@@ -75,7 +63,7 @@ def _provider(settings: Settings) -> ProxmoxProvider:
     try:
         return ProxmoxProvider(settings.proxmox_config(), settings.resolved_run_id())
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise cli_support.fail(str(exc)) from None
 
 
 @proxmox_app.command("sweep")
@@ -96,7 +84,7 @@ def sweep(
     or with no run tag but a description naming the run (a clone never tagged).
 
     Other untagged guests, guests outside the range and templates are never touched."""
-    settings = _settings()
+    settings = cli_support.settings()
     provider = _provider(settings)
     own = provider.run_id
     which: str | Callable[[str], bool] = run if run is not None else (lambda found: found != own)
@@ -113,7 +101,7 @@ def sweep(
     try:
         done, failed = asyncio.run(work())
     except ProviderError as exc:
-        raise _fail(str(exc)) from None
+        raise cli_support.fail(str(exc)) from None
     verb = "would delete" if dry_run else "deleted"
     for guest in done:
         typer.echo(f"{verb} {guest} of run {guest.run}")

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from hangar import cli_support
 from hangar.images import tiny
 from hangar.images.debian import PackageError
 from hangar.images.registry import Image, ImageError, ImageKind, Registry, default_data_dir
@@ -27,11 +28,6 @@ DataDir = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.secho(message, err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)
-
-
 def _status(image: Image) -> str:
     missing = image.missing_files()
     return "ok" if not missing else "missing " + ", ".join(str(p) for p in missing)
@@ -44,7 +40,7 @@ def image_list(data_dir: DataDir = None) -> None:
     try:
         images = registry.all()
     except ImageError as exc:
-        raise _fail(str(exc)) from exc
+        raise cli_support.fail(str(exc)) from exc
     if not any(image.name == tiny.NAME for image in images):
         typer.echo(f"{tiny.NAME:<16} kernel  not built (run `hangar image build`)")
     for image in images:
@@ -61,7 +57,7 @@ def image_build(
     try:
         result = tiny.build(data_dir or default_data_dir(), force=force, log=typer.echo)
     except (PackageError, ImageError, OSError) as exc:
-        raise _fail(f"image build failed: {exc}") from exc
+        raise cli_support.fail(f"image build failed: {exc}") from exc
     verb = "built" if result.built else "up to date"
     typer.echo(f"{tiny.NAME} {verb} ({result.key}, {result.seconds:.1f}s): {result.image.kernel}")
 
@@ -93,7 +89,7 @@ def image_register(
     try:
         Registry(data_dir or default_data_dir()).register(image)
     except ImageError as exc:
-        raise _fail(str(exc)) from exc
+        raise cli_support.fail(str(exc)) from exc
     typer.echo(f"registered {image.kind.value} image {name!r}")
 
 
