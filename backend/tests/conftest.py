@@ -3,17 +3,21 @@ an app whose lifespan runs around each test, and clients signed in as admin or v
 
 The `app` of the API tests is built once per test process and its lifespan runs around each test
 on a fresh copy of the migrated database in an emptied data dir: every test gets new services
-(engine, providers, event bus, rate limits, users) and new data, as with an app of its own. What
-is shared is only what `create_app` builds, whose routes FastAPI compiles on an app's first
-requests (for a new app per test, that was most of an API test's time). Two things of it are per
-app and so shared: its routes (a test that adds one uses `fresh_app`) and its metrics (a test
-that counts them uses `fresh_app` too).
+(providers, event bus, rate limits, users, the engine's connections and pool) and new data, as
+with an app of its own. What is shared is what `create_app` builds, whose routes FastAPI compiles
+on an app's first requests (for a new app per test, that was most of an API test's time), and
+the SQLAlchemy engine object: its dialect and its cache of compiled SQL statements (a new engine
+compiles every statement again, a few milliseconds each under coverage). Two things of the app
+are per app and so shared: its routes (a test that adds one uses `fresh_app`) and its metrics (a
+test that counts them uses `fresh_app` too).
 
-Three start-up costs are paid once per process instead of per test, none of them a subject of the
-API tests: the admin that the start-up creates from `admin_password` is already in the `app`'s
-database copy (`fresh_app` and test_service still see it created), the migration head is read
-once (alembic compiles every script to find it), and the `admin`/`viewer` clients get their
-session opened directly instead of through POST /auth/login (test_auth logs in through the API).
+Start-up costs paid once per process instead of per test, none of them a subject of the API
+tests: the admin that the start-up creates from `admin_password` is already in the `app`'s
+database copy (`fresh_app` and test_service still see it created), and so is a session of the
+admin, opened as a login opens one, which the `admin` client carries (test_auth logs in through
+POST /auth/login; the `viewer` client gets its session opened directly), and the start-up's
+migration check compares with the migration head read once (alembic compiles every script to
+find it).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +37,9 @@ import pytest_asyncio
 from fastapi import FastAPI
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hangar.api import context
 from hangar.api.app import create_app
 from hangar.api.auth import SESSION_COOKIE
 from hangar.api.context import Hangar
@@ -92,24 +99,39 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Template:
+    """The shared app's database template and the admin's session opened in it."""
+
+    path: Path
+    admin_session: str  # the session cookie's value
+
+
 @pytest.fixture(scope="session")
-def app_template(migrated_template: Path) -> Path:
+def app_template(migrated_template: Path, shared_app: FastAPI) -> Template:
     """The migrated database plus the admin that the app's start-up would create from
-    `admin_password` (what test_service and the `fresh_app` tests still see it do)."""
+    `admin_password` (what test_service and the `fresh_app` tests still see it do), signed in
+    once: a browser session of the admin, opened as POST /auth/login would open it."""
     path = migrated_template.with_name("hangar-with-admin.db")
     shutil.copyfile(migrated_template, path)
+    settings: Settings = shared_app.state.settings
 
-    async def create_admin() -> None:
+    async def create_admin() -> str:
         engine = create_engine(f"sqlite+aiosqlite:///{path}")
         try:
-            await UserService(create_sessionmaker(engine), "unused").create_user(*ADMIN)
+            users = UserService(
+                create_sessionmaker(engine),
+                settings.resolved_secret_key(),
+                timedelta(hours=settings.session_hours),
+            )
+            login = await users.open_session(await users.create_user(*ADMIN))
+            return login.session_secret
         finally:
             await engine.dispose()
 
     with pytest.MonkeyPatch.context() as patch:  # session-scoped: before the autouse fixture
         patch.setattr(passwords, "PASSWORD_HASH", CHEAP_HASH)
-        asyncio.run(create_admin())
-    return path
+        return Template(path, asyncio.run(create_admin()))
 
 
 @pytest.fixture(scope="session")
@@ -139,14 +161,32 @@ def shared_app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
         return create_app(make_settings(tmp_path_factory.mktemp("shared-app")))
 
 
+@pytest.fixture(scope="session")
+def shared_engine(shared_app: FastAPI) -> AsyncEngine:
+    """The engine object that the shared app's lifespans use (see `app`)."""
+    return create_engine(shared_app.state.settings.database_url)
+
+
 @pytest_asyncio.fixture
-async def app(shared_app: FastAPI, app_template: Path, known_head: None) -> AsyncIterator[FastAPI]:
+async def app(
+    shared_app: FastAPI,
+    shared_engine: AsyncEngine,
+    app_template: Template,
+    known_head: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[FastAPI]:
     """The shared app, started on a fresh data dir holding a copy of the migrated database
-    (with its admin already there)."""
+    (with its admin already there) and stopped after the test. Its start-up takes the shared
+    engine instead of creating one (connections, pool and database are new per test)."""
     settings: Settings = shared_app.state.settings
+
+    def engine_for(url: str) -> AsyncEngine:
+        return shared_engine if url == settings.database_url else create_engine(url)
+
+    monkeypatch.setattr(context, "create_engine", engine_for)
     shutil.rmtree(settings.data_dir, ignore_errors=True)
     settings.ensure_data_dir()
-    shutil.copyfile(app_template, settings.data_dir / "hangar.db")
+    shutil.copyfile(app_template.path, settings.data_dir / "hangar.db")
     async with shared_app.router.lifespan_context(shared_app):
         yield shared_app
 
@@ -193,14 +233,19 @@ async def signed_in(app: FastAPI, client: httpx.AsyncClient, username: str) -> N
     cookie attributes) is test_auth's subject, through the API with `log_in`."""
     users = hangar_of(app).users
     login = await users.open_session(await users.get_user(username))
-    client.cookies.set(SESSION_COOKIE, login.session_secret, domain="hangar.test", path="/")
-    client.headers["X-CSRF-Token"] = login.csrf_token
+    signed_in_with(app, client, login.session_secret)
+
+
+def signed_in_with(app: FastAPI, client: httpx.AsyncClient, session_secret: str) -> None:
+    client.cookies.set(SESSION_COOKIE, session_secret, domain="hangar.test", path="/")
+    client.headers["X-CSRF-Token"] = hangar_of(app).users.csrf_token(session_secret)
 
 
 @pytest_asyncio.fixture
-async def admin(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def admin(app: FastAPI, app_template: Template) -> AsyncIterator[httpx.AsyncClient]:
+    """Signed in with the admin's session that is already in the database copy."""
     async with client_for(app) as client:
-        await signed_in(app, client, ADMIN[0])
+        signed_in_with(app, client, app_template.admin_session)
         yield client
 
 

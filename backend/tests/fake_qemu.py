@@ -12,17 +12,26 @@ host's /bin/sh. Tests steer it with HANGAR_FAKE_QEMU_MODE:
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import itertools
-import json
-import os
-import signal
-import subprocess
 import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
+
+VERSION = "QEMU emulator version 7.2.0 (fake)"
+
+if __name__ == "__main__" and sys.argv[1:] == ["--version"]:
+    # The provider asks once per instance: answered before the imports below, asyncio most of all,
+    # which would make this script's start three times as long.
+    print(VERSION)
+    sys.exit(0)
+
+import asyncio  # noqa: E402
+import base64  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+from collections.abc import AsyncIterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 MODE = os.environ.get("HANGAR_FAKE_QEMU_MODE", "")
 USERNET = (
@@ -169,10 +178,7 @@ class Fake:
 
 
 def main() -> None:
-    argv = sys.argv
-    if argv[1:] == ["--version"]:
-        print("QEMU emulator version 7.2.0 (fake)")
-        return
+    argv = sys.argv  # `--version` was answered at the top
     kernel = options(argv).get("-kernel", [None])[0]
     if kernel is not None and Path(kernel).read_bytes()[:4] != b"\x7fELF":
         sys.stderr.write("qemu: invalid kernel header\n")

@@ -132,6 +132,8 @@ def test_cli_build_failure_is_one_clear_line(
         raise debian.PackageError("`apt-cache` not found")
 
     monkeypatch.setattr(debian, "kernel_package", lambda meta="": no_apt(meta))
+    # A unit test never runs the real `apt-get update` (which root may, and the build tries once).
+    monkeypatch.setattr(debian, "refresh_lists", lambda log: False)
     result = CliRunner().invoke(cli_qemu.image_app, ["build", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert "image build failed: `apt-cache` not found" in result.output

@@ -6,5 +6,7 @@
 - `testkit.server`: `LiveServer`, the one `hangar serve` launcher;
 - `testkit.client`: `ApiClient` (with `wait_for_state`), over HTTP or in-process;
 - `testkit.loop`: `LoopThread`, one event loop in a thread for synchronous tests;
-- `testkit.qemu`: the QEMU harness (machine vocabulary, watchdog, the `tiny` image fixture).
+- `testkit.qemu`: the QEMU harness (machine vocabulary, watchdog, the `tiny` image fixture);
+- `testkit.untraced_imports`: a pytest plugin that imports the tests' libraries before coverage
+  starts measuring (`coverage_untraced_imports` in pytest's configuration).
 """
