@@ -6,8 +6,9 @@ known state; whenever everything settled it checks the event history against the
 table: each machine's state changes form legal edges, its current state is its last state event,
 and a subscriber saw every stored event once, in strictly increasing id order.
 
-Size: 8 examples of 20 steps each. Depth matters more than the number of examples here: 20 steps
-reach four machines with overlapping operations and faults. The test asserts that every rule ran.
+Size: 8 examples of 20 steps each, the same ones every run (derandomized). Depth matters more
+than the number of examples here: 20 steps reach four machines with overlapping operations and
+faults. Every example starts with one machine; the test asserts that every rule ran.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -117,10 +119,19 @@ class MachineLifecycle(RuleBasedStateMachine):
 
         self.run(take())
 
+    @initialize(start=st.booleans())
+    def first_machine(self, start: bool) -> None:
+        # Every example starts with a machine, so `act` can run even in the examples where
+        # hypothesis's swarm testing switches `create` off.
+        self.create_one(start)
+
     @precondition(lambda self: len(self.known_ids) < MAX_MACHINES)
     @rule(start=st.booleans())
     def create(self, start: bool) -> None:
         RULES_RUN["create"] += 1
+        self.create_one(start)
+
+    def create_one(self, start: bool) -> None:
         name = f"m-{len(self.known_ids)}"
         machine, _ = self.run(
             self.service.create_machine(
@@ -235,7 +246,10 @@ class MachineLifecycle(RuleBasedStateMachine):
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
+# Derandomized: the same 8 sequences every run. With random ones, hypothesis's swarm testing
+# (each example switches some rules off) left some rule unexercised in about one run in 15.
 SETTINGS = settings(
+    derandomize=True,
     max_examples=8,
     stateful_step_count=20,
     deadline=None,
