@@ -161,27 +161,23 @@ async def leave_an_untagged_clone(fakepve: FakePve, cafile: str, run: str = RUN_
     Returns its VMID."""
     fakepve.fail("PUT", TAGGING, 500, "interrupted (fault injected)", times=1)
     fakepve.fail("DELETE", DESTROY, 500, "interrupted too (fault injected)", times=1)
+    before = remaining(fakepve)
     async with fake_provider(fakepve, cafile, run_id=run) as provider:
         with pytest.raises(ProviderError, match=r"removing the half-made guest \d+ failed too"):
             await provider.create(spec("lost", VM_IMAGE, name="lost"))
-    [clone] = [guest for guest in fakepve.vms if guest.vmid in VMIDS]
-    return int(clone.vmid)
+    [vmid] = remaining(fakepve) - before
+    assert vmid in VMIDS
+    return vmid
 
 
 @pytest.mark.asyncio
 async def test_a_clone_whose_tagging_never_happened_is_swept_by_its_description(
     fakepve: FakePve, fakepve_cafile: str
 ) -> None:
-    vmid = await leave_an_untagged_clone(seed(fakepve), fakepve_cafile)
-    clone = fakepve.vm(vmid)
-    assert not tags_of(fakepve, vmid) & {"hangar", f"run-{RUN_ID}", "key-lost"}
-    assert f"hangar-run: {RUN_ID}\n" in clone.config["description"]
-    made = marked_created(clone.config["description"])  # what the test tier ages runs by
-    assert made is not None
-    assert abs(datetime.now(UTC) - made) < timedelta(minutes=5)
-    assert marked_created("hangar-created: yesterday\n") is None
+    seed(fakepve)
     # Untagged guests that no sweep may take: no marks, another run's marks, a mark without a
-    # machine, outside the range, a template.
+    # machine, outside the range, a template. They exist before the clone, whose VMID is drawn
+    # at random from the range, so it cannot take one of theirs.
     marks = f"hangar-run: {RUN_ID}\nhangar-key: x\n"
     fakepve.add_vm(9090, "untagged")
     fakepve.add_vm(
@@ -192,16 +188,24 @@ async def test_a_clone_whose_tagging_never_happened_is_swept_by_its_description(
     fakepve.add_vm(9095, "a-template", template=True, config={"description": marks})
     # A person's tags are not a run tag: the description still decides.
     fakepve.add_vm(9096, "person-tagged", config={"tags": "web", "description": marks})
+    vmid = await leave_an_untagged_clone(fakepve, fakepve_cafile)
+    clone = fakepve.vm(vmid)
+    assert not tags_of(fakepve, vmid) & {"hangar", f"run-{RUN_ID}", "key-lost"}
+    assert f"hangar-run: {RUN_ID}\n" in clone.config["description"]
+    made = marked_created(clone.config["description"])  # what the test tier ages runs by
+    assert made is not None
+    assert abs(datetime.now(UTC) - made) < timedelta(minutes=5)
+    assert marked_created("hangar-created: yesterday\n") is None
+    ours = sorted([vmid, 9096])  # leftovers and sweeps go in VMID order
     async with fake_provider(fakepve, fakepve_cafile) as provider:
         assert await provider.inventory() == []  # not a machine of the run: it has no tags
         listed = await provider.leftovers(RUN_ID)
         assert [(g.vmid, g.run, g.described_run) for g in listed] == [
-            (vmid, RUN_ID, RUN_ID),
-            (9096, RUN_ID, RUN_ID),
+            (number, RUN_ID, RUN_ID) for number in ours
         ]
         assert [g.vmid for g in await provider.leftovers(OTHER_RUN)] == [9093]
         report = await provider.sweep(RUN_ID)
-        assert [g.vmid for g in report.removed] == [vmid, 9096]
+        assert [g.vmid for g in report.removed] == ours
         assert report.failed == []
     assert remaining(fakepve) == {100, 9090, 9093, 9094, 601, 9095}
 

@@ -6,9 +6,9 @@ known state; whenever everything settled it checks the event history against the
 table: each machine's state changes form legal edges, its current state is its last state event,
 and a subscriber saw every stored event once, in strictly increasing id order.
 
-Size: 8 examples of 20 steps each, the same ones every run (derandomized). Depth matters more
-than the number of examples here: 20 steps reach four machines with overlapping operations and
-faults. Every example starts with one machine; the test asserts that every rule ran.
+Size: 8 examples of 20 steps each. Depth matters more than the number of examples here: 20 steps
+reach four machines with overlapping operations and faults. Every example starts with one machine.
+A fixed tour through every rule runs beside them, since hypothesis may leave a rule out of a run.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import asyncio
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -149,8 +149,11 @@ class MachineLifecycle(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.known_ids))
     @rule(data=st.data(), action=st.sampled_from(ACTIONS))
     def act(self, data: st.DataObject, action: Action) -> None:
+        self.act_on(data.draw(st.integers(0, len(self.known_ids) - 1)), action)
+
+    def act_on(self, index: int, action: Action) -> None:
         RULES_RUN["act"] += 1
-        machine_id = self.known_ids[data.draw(st.integers(0, len(self.known_ids) - 1))]
+        machine_id = self.known_ids[index]
         # Only rules start operations: a machine idle now stays idle until this command runs.
         # (Its state, though, may still change while a running operation finishes.)
         was_busy = self.service.busy(machine_id)
@@ -246,10 +249,7 @@ class MachineLifecycle(RuleBasedStateMachine):
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
-# Derandomized: the same 8 sequences every run. With random ones, hypothesis's swarm testing
-# (each example switches some rules off) left some rule unexercised in about one run in 15.
 SETTINGS = settings(
-    derandomize=True,
     max_examples=8,
     stateful_step_count=20,
     deadline=None,
@@ -261,5 +261,41 @@ RULES = {"create", "act", "fault", "let_some_work_happen", "settle"}
 def test_random_action_sequences_keep_states_and_events_legal() -> None:
     RULES_RUN.clear()
     run_state_machine_as_test(MachineLifecycle, settings=SETTINGS)
-    # Fewer examples must not mean fewer kinds of step: every rule was exercised.
-    assert set(RULES_RUN) == RULES, RULES_RUN
+    # Steps ran, not only the first machine's creation. Which rules ran is left to hypothesis:
+    # its swarm testing switches some rules off per example, so in some runs of 8 examples a rule
+    # never runs (about one fresh run in 15). The tour below runs every rule every time.
+    assert sum(RULES_RUN.values()) > 0, RULES_RUN
+
+
+def test_a_tour_through_every_rule_keeps_states_and_events_legal() -> None:
+    """Every rule, in an order that overlaps operations with faults, checked as hypothesis
+    checks a step: the invariant after each one, the history when settled and at teardown."""
+    RULES_RUN.clear()
+    tour = MachineLifecycle()
+    steps: list[Callable[[], None]] = [
+        lambda: tour.first_machine(start=False),
+        lambda: tour.create(start=True),
+        lambda: tour.fault("start", 1),
+        lambda: tour.act_on(0, Action.START),  # fails: the injected fault
+        tour.settle,
+        lambda: tour.act_on(0, Action.START),
+        lambda: tour.act_on(1, Action.RESTART),
+        tour.let_some_work_happen,
+        lambda: tour.act_on(1, Action.STOP),  # while the restart may still run
+        tour.settle,
+        lambda: tour.fault("delete", 1),
+        lambda: tour.act_on(0, Action.DELETE),  # fails: the injected fault
+        tour.settle,
+        lambda: tour.act_on(1, Action.DELETE),
+        lambda: tour.act_on(0, Action.STOP),  # the first machine is still there, stopped or not
+        tour.settle,
+    ]
+    try:
+        for step in steps:
+            step()
+            tour.states_are_known()
+    finally:
+        tour.teardown()
+    assert RULES_RUN.keys() >= RULES, RULES_RUN
+    events = [e.kind for e in tour.seen if e.machine_id == tour.known_ids[1]]
+    assert "deleted" in events, events
