@@ -39,6 +39,7 @@ SOURCES = [
     "e2e",
     "integration",
     "bench",
+    "tools/template",
 ]
 WORKFLOWS = ROOT / ".github" / "workflows"
 ACTIONLINT = "tools/actionlint"
@@ -119,6 +120,9 @@ def typecheck(session: nox.Session) -> None:
     sync(session, "typecheck")
     checked = ["backend/src", "gates/src", "testkit/src", "backend/tests", "testkit/tests"]
     checked += ["e2e", "integration", "conftest.py", "noxfile.py", "tasks.py"]
+    # The template's machinery (stdlib only); the --bare variant's files under tools/template/bare
+    # are checked where they land, in the copies.
+    checked += sorted(str(path.relative_to(ROOT)) for path in ROOT.glob("tools/template/*.py"))
     session.run("mypy", "--strict", *checked, *session.posargs)
     # bench/ is no package (no __init__.py), as pytest wants it: its conftest and test_qemu
     # modules would clash with the root conftest.py and testkit/tests' test_qemu in one run.

@@ -1,5 +1,6 @@
 """Invoke tasks of the Hangar monorepo: one-line wrappers over the `gates` command (and the
-`hangar` one), so `uv run invoke gates` and `uv run gates run` do and say the same.
+`hangar` one, and the template's `tools/template/template.py`), so `uv run invoke gates` and
+`uv run gates run` do and say the same.
 
 `uv run invoke --list` shows them; `uv run invoke --help TASK` explains one.
 """
@@ -93,12 +94,6 @@ def report(c: Context, output: str = "", commits: int = 20) -> None:
     _gates("report", *_option("--output", output), "--commits", str(commits))
 
 
-@task(help={"force": "rebuild even when the cached image is current"})
-def image(c: Context, force: bool = False) -> None:
-    """Build the qemu provider's guest image `tiny` (cached; rebuilt only when an input changes)."""
-    c.run("hangar image build" + (" --force" if force else ""), pty=False)
-
-
 @task(
     help={
         "tier": "the test tier to run again and again: e2e, unit or integration",
@@ -141,6 +136,46 @@ def setup(c: Context) -> None:
 def _provision_system_packages() -> None:
     """System packages (QEMU, Chromium, ...): `gates provision`; HANGAR_PROVISION=0 skips it."""
     _gates("provision")
+
+
+def _template(*argv: str) -> None:
+    """Run `python tools/template/template.py ARGV…`; its exit status becomes the task's."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent / "tools" / "template" / "template.py"
+    status = subprocess.run([sys.executable, str(script), *argv], check=False).returncode
+    if status:
+        raise Exit(code=status)
+
+
+@task(
+    positional=["dest"],
+    help={
+        "dest": "the new project's directory (new or empty, outside this checkout)",
+        "name": "the project's name: lowercase letters, digits and dashes, e.g. acme-corp",
+        "bare": "without the example service: the gate engine, the test kit, one test per tier",
+        "description": "the project's one-line description",
+    },
+)
+def new(c: Context, dest: str, name: str = "", bare: bool = False, description: str = "") -> None:
+    """Make a new project from this template, renamed, locked and committed (docs/template.md)."""
+    _template("new", dest, "--name", name, *_option("--bare", bare),
+              *_option("--description", description))  # fmt: skip
+
+
+@task(help={"to": "template commit to update to (default: the template's newest)"})
+def template_update(c: Context, to: str = "") -> None:
+    """Merge what changed in the template since this project was made or last updated."""
+    _template("update", *_option("--to", to))
+
+
+# ---- The example service's tasks (a project made with `invoke new --bare` has none).
+@task(help={"force": "rebuild even when the cached image is current"})
+def image(c: Context, force: bool = False) -> None:
+    """Build the qemu provider's guest image `tiny` (cached; rebuilt only when an input changes)."""
+    c.run("hangar image build" + (" --force" if force else ""), pty=False)
 
 
 DEV_DATA_DIR = ".hangar/dev"

@@ -75,8 +75,8 @@ SPEC = ProvisionSpec.from_table(
 
 def test_spec_reads_the_projects_real_table() -> None:
     spec = ProvisionSpec.load(Path(__file__).resolve().parents[2])
+    # What every project made from the template declares (a bare one has no QEMU).
     integration = {r.command: r.package for r in spec.requirements("integration")}
-    assert integration["qemu-system-x86_64"] == "qemu-system-x86"
     assert integration["pg_ctl"] == "postgresql"
     assert any("postgresql" in d for d in spec.extra_dirs)
 

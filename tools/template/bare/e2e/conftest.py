@@ -1,0 +1,98 @@
+"""Fixtures of the e2e tier: the package's server in a subprocess on a free port, and the browser.
+
+The browser is the one `e2e/browser.py` chooses: HANGAR_CHROMIUM, Playwright's own Chromium, or
+the system's (installed by provisioning when that needs no password). Without one the tier is
+skipped with the install command on a person's machine and fails under CI=true.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Playwright, expect
+
+from e2e.browser import CLOSED_NETWORK_FLAGS, choose_executable
+from testkit.ci import skip_or_fail
+from testkit.waiting import wait_until
+
+START_TIMEOUT_S = 30
+STOP_TIMEOUT_S = 10
+
+expect.set_options(timeout=10_000)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:  # noqa: S310 -- ours
+        return bool(answer.status == 200)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`hangar serve` on a free port, until the session ends (stopped even when tests fail);
+    what it prints goes to a log, shown when it does not come up."""
+    port = _free_port()
+    command = [sys.executable, "-m", "hangar", "serve", "--port", str(port)]
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_until(
+                lambda: server.poll() is None and _healthy(url),
+                what=f"`hangar serve --port {port}` to answer {url}/health",
+                timeout=START_TIMEOUT_S,
+                ignoring=(OSError,),
+            )
+        except AssertionError as error:
+            pytest.fail(f"{error}\n{log.read_text()}", pytrace=False)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="session")
+def base_url(live_server: str) -> str:
+    """Where pytest-playwright's `page.goto("/")` goes."""
+    return live_server
+
+
+@pytest.fixture(scope="session")
+def chromium_executable(playwright: Playwright, pytestconfig: pytest.Config) -> Path | None:
+    """The browser binary to launch; None means Playwright's own (or the --browser-channel)."""
+    if pytestconfig.getoption("--browser-channel"):
+        return None
+    path, missing = choose_executable(playwright)
+    if missing:
+        skip_or_fail(missing)
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(
+    browser_type_launch_args: dict[str, Any], chromium_executable: Path | None
+) -> dict[str, Any]:
+    """pytest-playwright's options (--headed, --slowmo, …) plus the closed-network flags."""
+    args = dict(browser_type_launch_args)
+    if chromium_executable is not None:
+        args["executable_path"] = str(chromium_executable)
+    args["args"] = [*args.get("args", []), *CLOSED_NETWORK_FLAGS]
+    return args
