@@ -25,11 +25,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -48,6 +48,9 @@ from hangar.db.engine import create_engine, create_sessionmaker
 from hangar.service import passwords
 from hangar.service.users import UserService
 from hangar.settings import Settings
+
+if TYPE_CHECKING:
+    from .e2b_replay import E2BReplay, RecordedWaits
 
 ADMIN = ("admin", "admin-password")
 VIEWER = ("viewer", "viewer-password")
@@ -315,3 +318,21 @@ class Api:
 @pytest.fixture
 def api(admin: httpx.AsyncClient, app: FastAPI) -> Api:
     return Api(admin, app)
+
+
+# ------------------------------------------------------------------ the E2B tests (test_e2b_*)
+@pytest.fixture
+def e2b_replay() -> Iterator[E2BReplay]:
+    """E2B's control plane replayed, every exchange checked against its OpenAPI description."""
+    from .e2b_replay import replaying_e2b  # imported by the tests that use it
+
+    with replaying_e2b() as replay:
+        yield replay
+
+
+@pytest.fixture
+def waits() -> RecordedWaits:
+    """The E2B provider's backoff `sleep`, recording the waits instead of waiting."""
+    from .e2b_replay import RecordedWaits
+
+    return RecordedWaits()

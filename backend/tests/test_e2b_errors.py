@@ -5,7 +5,6 @@ shows in a message or a log."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -23,7 +22,6 @@ from .e2b_replay import (
     listed_body,
     replay_config,
     replaying_e2b,
-    without_e2b_variables,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -32,22 +30,6 @@ SPEC = MachineSpec(key="m1", name="web-1", image="base", cpus=2, memory_mb=512)
 MACHINE = {"hangar": "1", "machine": "m1"}
 BACKOFF = (1.0, 2.0, 4.0)
 CAP = "you have reached the maximum number of concurrent E2B sandboxes (20)"
-
-
-@pytest.fixture(autouse=True)
-def _no_e2b_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    without_e2b_variables(monkeypatch)
-
-
-@pytest.fixture
-def e2b_replay() -> Iterator[E2BReplay]:
-    with replaying_e2b() as replay:
-        yield replay
-
-
-@pytest.fixture
-def waits() -> RecordedWaits:
-    return RecordedWaits()
 
 
 @pytest.fixture

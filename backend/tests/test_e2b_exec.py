@@ -5,7 +5,6 @@ faked honestly: it is tested only for real, in the integration tier."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,8 +27,6 @@ from .e2b_replay import (
     E2BReplay,
     listed_body,
     replay_config,
-    replaying_e2b,
-    without_e2b_variables,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -183,17 +180,6 @@ async def test_a_sandbox_lost_while_the_command_ran_says_so() -> None:
 
 
 # ------------------------------------------------------------------ through the provider
-@pytest.fixture(autouse=True)
-def _no_e2b_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    without_e2b_variables(monkeypatch)
-
-
-@pytest.fixture
-def e2b_replay() -> Iterator[E2BReplay]:
-    with replaying_e2b() as replay:
-        yield replay
-
-
 async def test_exec_runs_in_the_running_sandbox_of_the_machine(e2b_replay: E2BReplay) -> None:
     commands = fake_commands(finished(0, "hi\n"))
     opened: list[str] = []

@@ -5,7 +5,7 @@ machine whose sandbox is gone (expired or killed elsewhere)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -30,8 +30,6 @@ from .e2b_replay import (
     error_body,
     listed_body,
     replay_config,
-    replaying_e2b,
-    without_e2b_variables,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -46,17 +44,6 @@ def of_machine(key: str) -> dict[str, str]:
 
 def carried(key: str) -> dict[str, str]:
     return {"hangar": "1", "run": RUN, "machine": key}
-
-
-@pytest.fixture(autouse=True)
-def _no_e2b_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    without_e2b_variables(monkeypatch)
-
-
-@pytest.fixture
-def e2b_replay() -> Iterator[E2BReplay]:
-    with replaying_e2b() as replay:
-        yield replay
 
 
 # ------------------------------------------------------------------ the provider's keep-alive

@@ -3,7 +3,7 @@ with metadata, start/stop as resume/pause, delete as kill, what it reports, what
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -26,30 +26,12 @@ from .e2b_replay import (
     error_body,
     listed_body,
     replay_config,
-    replaying_e2b,
-    without_e2b_variables,
 )
 
 SPEC = MachineSpec(key="m1", name="web-1", image="base", cpus=2, memory_mb=512)
 MACHINE = {"hangar": "1", "machine": "m1"}  # how the provider looks up machine m1's sandbox
 OF_RUN = {"hangar": "1", "run": RUN}  # how it lists its run's sandboxes
 M1 = {"hangar": "1", "run": RUN, "machine": "m1"}  # what m1's sandbox carries
-
-
-@pytest.fixture(autouse=True)
-def _no_e2b_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    without_e2b_variables(monkeypatch)
-
-
-@pytest.fixture
-def e2b_replay() -> Iterator[E2BReplay]:
-    with replaying_e2b() as replay:
-        yield replay
-
-
-@pytest.fixture
-def waits() -> RecordedWaits:
-    return RecordedWaits()
 
 
 @pytest.fixture

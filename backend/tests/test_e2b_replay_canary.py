@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -26,20 +25,8 @@ from .e2b_replay import (
     replay_config,
     replaying_e2b,
     sandbox_body,
-    without_e2b_variables,
 )
 from .e2b_replay.openapi import SPEC_FILE, OpenApiSpec, SpecViolationError
-
-
-@pytest.fixture(autouse=True)
-def _no_e2b_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    without_e2b_variables(monkeypatch)
-
-
-@pytest.fixture
-def e2b_replay() -> Iterator[E2BReplay]:
-    with replaying_e2b() as replay:
-        yield replay
 
 
 @pytest.mark.asyncio

@@ -13,13 +13,6 @@ from pydantic import ValidationError
 from hangar.providers.e2b.config import E2BConfig, E2BSettingsError
 from hangar.settings import Settings, explain
 
-from .e2b_replay import without_e2b_variables
-
-
-@pytest.fixture(autouse=True)
-def _no_e2b_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    without_e2b_variables(monkeypatch)
-
 
 def test_the_settings_build_the_providers_configuration(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path

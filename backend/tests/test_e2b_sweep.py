@@ -3,7 +3,6 @@ against replays of E2B's control plane (not E2B itself)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,6 @@ from .e2b_replay import (
     RecordedWaits,
     listed_body,
     replay_config,
-    replaying_e2b,
-    without_e2b_variables,
 )
 
 HANGAR = {"hangar": "1"}
@@ -41,17 +38,6 @@ def three_sandboxes(replay: E2BReplay) -> None:
         listed_body("isb2", of_run(OLD, "m2"), state="paused"),
         listed_body("isb3", of_run(RUN, "m3")),
     )
-
-
-@pytest.fixture(autouse=True)
-def _no_e2b_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    without_e2b_variables(monkeypatch)
-
-
-@pytest.fixture
-def e2b_replay() -> Iterator[E2BReplay]:
-    with replaying_e2b() as replay:
-        yield replay
 
 
 # ------------------------------------------------------------------ the function

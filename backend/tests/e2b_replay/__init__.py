@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-import pytest
 import respx
 
 from hangar.providers.e2b.config import E2BConfig
@@ -220,13 +219,6 @@ class E2BReplay:
 
 # ------------------------------------------------------------------ what the tests share
 RUN = "run-7"  # the service's run id in these tests
-SDK_VARIABLES = ("E2B_API_KEY", "E2B_DOMAIN", "E2B_API_URL", "E2B_DEBUG", "E2B_SANDBOX_URL")
-
-
-def without_e2b_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK reads these from the environment; none of the person's may reach a test."""
-    for name in SDK_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
 
 
 def replay_config(**overrides: Any) -> E2BConfig:
