@@ -4,14 +4,21 @@ Order: an explicit path in HANGAR_CHROMIUM; Playwright's own Chromium when `play
 has put it there; else the system Chromium found (and installed when allowed) by the project's
 provisioning step. No browser at all skips the tier with the install command, or fails it under
 CI=true.
+
+The tier's conftest takes this module's two fixtures by importing them: `chromium_executable`
+and `browser_type_launch_args` (pytest-playwright's, with the browser chosen here and the flags).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+import pytest
 from playwright.sync_api import Playwright
+
+from testkit.ci import skip_or_fail
 
 # Without the background-networking flags Chromium's own connections (updates, sync, QUIC probes)
 # are refused many at a time on a closed network; --no-sandbox because CI runs as root.
@@ -72,3 +79,27 @@ def choose_executable(playwright: Playwright) -> tuple[Path | None, str]:
     if playwright_chromium(playwright) is not None:
         return None, ""
     return system_chromium()
+
+
+# --------------------------------------------- fixtures (the tier's conftest imports them)
+@pytest.fixture(scope="session")
+def chromium_executable(playwright: Playwright, pytestconfig: pytest.Config) -> Path | None:
+    """The browser binary to launch; None means Playwright's own (or the --browser-channel)."""
+    if pytestconfig.getoption("--browser-channel"):
+        return None
+    path, missing = choose_executable(playwright)
+    if missing:
+        skip_or_fail(missing)
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(
+    browser_type_launch_args: dict[str, Any], chromium_executable: Path | None
+) -> dict[str, Any]:
+    """pytest-playwright's options (--headed, --slowmo, …) plus the closed-network flags."""
+    args = dict(browser_type_launch_args)
+    if chromium_executable is not None:
+        args["executable_path"] = str(chromium_executable)
+    args["args"] = [*args.get("args", []), *CLOSED_NETWORK_FLAGS]
+    return args

@@ -18,20 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
-from e2e.browser import CLOSED_NETWORK_FLAGS, choose_executable
+from e2e.browser import browser_type_launch_args, chromium_executable
 from e2e.guards import PageGuard
 from e2e.pages.login import LoginPage
 from e2e.pages.shell import AppShell
 from testkit import runs
-from testkit.ci import skip_or_fail
 from testkit.client import ApiClient
 from testkit.qemu import tiny_image
 from testkit.server import LiveServer, ServerStartError, User
 
-__all__ = ["qemu_purpose", "tiny_image"]  # the QEMU flow's image, from the shared harness
+# Fixtures defined elsewhere: the browser (e2e/browser.py), the QEMU flow's image (testkit.qemu).
+__all__ = ["browser_type_launch_args", "chromium_executable", "qemu_purpose", "tiny_image"]
 
 EXPECT_TIMEOUT_MS = 10_000
 VIDEO_OFF_BECAUSE = pytest.StashKey[str]()  # two browsers and two servers share 2 cores under xdist
@@ -179,29 +179,6 @@ def qemu_purpose() -> str:
 
 
 # ---------------------------------------------------------------------------------- browser
-@pytest.fixture(scope="session")
-def chromium_executable(playwright: Playwright, pytestconfig: pytest.Config) -> Path | None:
-    """The browser binary to launch; None means Playwright's own (or the --browser-channel)."""
-    if pytestconfig.getoption("--browser-channel"):
-        return None
-    path, missing = choose_executable(playwright)
-    if missing:
-        skip_or_fail(missing)
-    return path
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(
-    browser_type_launch_args: dict[str, Any], chromium_executable: Path | None
-) -> dict[str, Any]:
-    """pytest-playwright's options (--headed, --slowmo, …) plus the closed-network flags."""
-    args = dict(browser_type_launch_args)
-    if chromium_executable is not None:
-        args["executable_path"] = str(chromium_executable)
-    args["args"] = [*args.get("args", []), *CLOSED_NETWORK_FLAGS]
-    return args
-
-
 def _can_record_video(browser: Browser, video_dir: str) -> str:
     """'' when this Playwright can record video, else why not (its ffmpeg is missing)."""
     context = None

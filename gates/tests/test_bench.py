@@ -322,7 +322,7 @@ SWITCH = "DEMO_BENCH_SLOWDOWN"  # the demo project's test-only slowdown switch
 class BenchShell:
     """Runs git for real; stands in for `uv sync` and for pytest-benchmark, writing results
     whose timings are `slowdown` times longer on the candidate side, and longer still for the
-    benchmarks the side's SWITCH (NAME=FACTOR,...) names, as bench/conftest.py does."""
+    benchmarks the side's SWITCH (NAME=FACTOR,...) names, as testkit/bench.py does."""
 
     def __init__(
         self, root: Path, *, slowdown: float = 1.0, fail_on: str = "", status: int = 1

@@ -53,6 +53,7 @@ BARE_KEEPS = (
     "tasks.py",
     "uv.lock",
     "gates/",
+    "testkit/src/testkit/bench.py",
     "testkit/src/testkit/ci.py",
     "testkit/src/testkit/waiting.py",
     "testkit/src/testkit/py.typed",

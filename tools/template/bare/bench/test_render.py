@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from hangar.page import render_page
-
-Measure = Callable[..., object]  # the `measure` fixture of conftest.py
+from testkit.bench import Measure
 
 
 def test_render_page(measure: Measure) -> None:
-    assert "<h1>" in str(measure(render_page))
+    assert "<h1>" in str(measure(render_page, iterations=1000))

@@ -12,15 +12,14 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.sync_api import Playwright, expect
+from e2e.browser import browser_type_launch_args, chromium_executable
+from playwright.sync_api import expect
 
-from e2e.browser import CLOSED_NETWORK_FLAGS, choose_executable
-from testkit.ci import skip_or_fail
 from testkit.waiting import wait_until
+
+__all__ = ["browser_type_launch_args", "chromium_executable"]  # e2e/browser.py
 
 START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 10
@@ -73,26 +72,3 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def base_url(live_server: str) -> str:
     """Where pytest-playwright's `page.goto("/")` goes."""
     return live_server
-
-
-@pytest.fixture(scope="session")
-def chromium_executable(playwright: Playwright, pytestconfig: pytest.Config) -> Path | None:
-    """The browser binary to launch; None means Playwright's own (or the --browser-channel)."""
-    if pytestconfig.getoption("--browser-channel"):
-        return None
-    path, missing = choose_executable(playwright)
-    if missing:
-        skip_or_fail(missing)
-    return path
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(
-    browser_type_launch_args: dict[str, Any], chromium_executable: Path | None
-) -> dict[str, Any]:
-    """pytest-playwright's options (--headed, --slowmo, …) plus the closed-network flags."""
-    args = dict(browser_type_launch_args)
-    if chromium_executable is not None:
-        args["executable_path"] = str(chromium_executable)
-    args["args"] = [*args.get("args", []), *CLOSED_NETWORK_FLAGS]
-    return args
