@@ -10,6 +10,7 @@ jinja2's autoescaping and a chart as plain text (mathtext is off), so a test nam
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -151,8 +152,10 @@ def draw(report: Report, directory: Path) -> dict[str, Chart]:
     return charts
 
 
+@functools.cache
 def _environment() -> Environment:
-    return Environment(
+    """One environment per process: it compiles the page's template once and keeps it."""
+    environment = Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=True,
         undefined=StrictUndefined,
@@ -160,14 +163,16 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    environment.filters["stamp"] = stamp
+    return environment
 
 
 def render_html(report: Report) -> str:
     """The page, every string from the history escaped by jinja2."""
-    environment = _environment()
-    environment.filters["stamp"] = stamp
-    return environment.get_template("report.html").render(
-        report=report, colors=COLORS, short=short, short_test=short_test
+    return (
+        _environment()
+        .get_template("report.html")
+        .render(report=report, colors=COLORS, short=short, short_test=short_test)
     )
 
 
