@@ -36,6 +36,9 @@ def _option(name: str, value: object) -> list[str]:
         "github": "report phases as commit statuses and a sticky PR comment "
         "(automatic when GITHUB_TOKEN, GITHUB_REPOSITORY and GITHUB_SHA are set)",
         "baseline": "commit the bench gate compares with (never the candidate itself)",
+        "shard": "run shard I/N: that part of every test gate (shard 1: the other gates too)",
+        "shards": "run N shards side by side here, then merge them",
+        "run_id": "the run's id (CI gives every shard the same)",
     }
 )
 def gates(
@@ -45,11 +48,33 @@ def gates(
     keep_going: bool = False,
     github: bool = False,
     baseline: str = "",
+    shard: str = "",
+    shards: int = 0,
+    run_id: str = "",
 ) -> None:
     """Run the phased gates in order; stop at the first failing gate (= gates run)."""
     _gates("run", *_option("--only", only), *_option("--from", from_),
            *_option("--keep-going", keep_going), *_option("--github", github),
-           *_option("--baseline", baseline))  # fmt: skip
+           *_option("--baseline", baseline), *_option("--shard", shard),
+           *_option("--shards", shards or ""), *_option("--run-id", run_id))  # fmt: skip
+
+
+@task(
+    iterable=["dirs"],
+    help={
+        "dirs": "one shard's results, .gates/runs/<run>/shard-I-of-N (repeatable)",
+        "github": "report commit statuses and a PR comment",
+    },
+)
+def merge(c: Context, dirs: list[str] | None = None, github: bool = False) -> None:
+    """Merge every shard's results into one verdict, history and report (= gates merge)."""
+    _gates("merge", *(dirs or []), *_option("--github", github))
+
+
+@task(iterable=["tiers"], help={"tiers": "a tier to time (repeatable; default: every test gate's)"})
+def durations(c: Context, tiers: list[str] | None = None) -> None:
+    """Time every test of the tiers serially; the shards' split reads it (= gates durations)."""
+    _gates("durations", *(tiers or []))
 
 
 @task

@@ -182,6 +182,8 @@ def test_tasks_wrap_the_gates_command_one_to_one() -> None:
         "report": "report",
         "soak": "soak",
         "calibrate": "calibrate",
+        "merge": "merge",
+        "durations": "durations",
         "_provision_system_packages": "provision",
     }
     assert set(wrapped.values()) | {"init"} == subcommands

@@ -22,7 +22,7 @@ LAYERS = (
     ("pytest_plugins",),
     ("git",),
     ("engine",),
-    ("bench", "parallel", "soak", "changes"),
+    ("bench", "parallel", "soak", "changes", "shards"),
     ("checks",),
     ("reporting",),
     ("cli", "__main__"),
@@ -63,10 +63,10 @@ def test_every_import_points_down() -> None:
 
 
 def test_the_pytest_plugins_import_only_the_standard_library() -> None:
-    for name in ("timing", "collection"):
+    for name in ("timing", "collection", "shard"):
         path = SOURCE / "pytest_plugins" / f"{name}.py"
         tops = {target.split(".")[0] for _, target in imports(path)}
-        assert tops - set(sys.stdlib_module_names) <= {"__future__", "pytest"}, path
+        assert tops - set(sys.stdlib_module_names) <= {"__future__", "pytest", "_pytest"}, path
 
 
 def test_the_pipeline_knows_every_check_of_the_registry() -> None:

@@ -1,4 +1,5 @@
-"""The `gates` command: `gates run|status|rollback|upgrade|report|soak|calibrate|provision|init`.
+"""The `gates` command: `gates run|merge|durations|status|rollback|upgrade|report|soak|calibrate|
+provision|init`.
 
 Each subcommand is a function here that returns an exit status; `main` parses the command line.
 A project's task runner (Invoke tasks, say) may call `main` with the same arguments, so both
@@ -8,6 +9,7 @@ ways say the same things. This is the only module that prints: the modules below
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -25,6 +27,7 @@ from gates.engine.execution import GateContext
 from gates.engine.history import History
 from gates.engine.pipeline import Pipeline
 from gates.engine.runner import Reporter, Run, new_run_id, run_gates
+from gates.engine.shard import Shard, shard_count
 from gates.errors import ConfigError, GatesError
 from gates.project import find_root
 from gates.reporting.console import ConsoleReporter, make_console, status_lines
@@ -83,15 +86,32 @@ def execute(
     console: Console | None = None,
     context: GateContext | None = None,
     baseline: str | None = None,
+    shard: Shard | None = None,
+    run_id: str | None = None,
+    cores: int | None = None,
+    nox_envdir: Path | None = None,
 ) -> Run:
-    """Run the selected phases of the project's pipeline with console (and GitHub) reporting."""
+    """Run the selected phases of the project's pipeline with console (and GitHub) reporting.
+
+    With `shard`, the run does that part of each test gate and shard 1 the other gates; its
+    results, history records included, stay in its own directory for `gates merge`."""
+    from gates.shards.results import HISTORY, shard_dir, write_manifest
+
     console = console or make_console()
     pipeline = Pipeline.load(root)
     phases = pipeline.select(_split(only), start)
-    run_id = new_run_id()
-    ctx = context or GateContext(
-        root=root, run_dir=root / ".gates" / "runs" / run_id, baseline=baseline
-    )
+    run_id = run_id or new_run_id()
+    runs = root / ".gates" / "runs"
+    run_dir = shard_dir(runs, run_id, shard) if shard else runs / run_id
+    ctx = context or GateContext(root=root, run_dir=run_dir, baseline=baseline)
+    ctx.shard, ctx.durations, ctx.nox_envdir = shard, root / pipeline.durations, nox_envdir
+    if cores is not None:
+        ctx.cpu_count = cores
+    history = History(root / pipeline.history)
+    if shard is not None:
+        write_manifest(ctx.run_dir, run_id, shard)
+        history = History(ctx.run_dir / HISTORY)
+        github = False  # the merge gives the verdict
     reporters: list[Reporter] = [ConsoleReporter(console)]
     remote = _github_reporter(github, ctx.environ, console)
     if remote is not None:
@@ -99,7 +119,7 @@ def execute(
     return run_gates(
         phases,
         ctx=ctx,
-        history=History(root / pipeline.history),
+        history=history,
         reporters=reporters,
         keep_going=keep_going,
         run_id=run_id,
@@ -113,11 +133,32 @@ def gates(
     keep_going: bool = False,
     github: bool | None = None,
     baseline: str | None = None,
+    shard: str | None = None,
+    shards: str | None = None,
+    run_id: str | None = None,
+    cores: int | None = None,
+    nox_envdir: str | None = None,
 ) -> int:
-    """`gates run`: 0 when every gate that ran passed; writes the report at the end."""
+    """`gates run`: 0 when every gate that ran passed; writes the report at the end. With
+    `shard` ("I/N") one shard's part, merged later; with `shards` ("N") all N side by side,
+    then merged."""
     console = make_console()
     try:
+        if shard and shards:
+            raise ConfigError(
+                "use either --shard I/N (one shard's part) or --shards N (every shard, side by "
+                "side, merged), not both"
+            )
+        part = Shard.parse(shard) if shard else None
+        total = shard_count(shards) if shards else None
+        if cores is not None and cores < 1:
+            raise ConfigError(f"--cores {cores}: give a whole number ≥ 1")
         root = find_root()
+        if total is not None:
+            options = [*(["--only", only] if only else []), *(["--from", start] if start else [])]
+            options += ["--keep-going"] if keep_going else []
+            options += ["--baseline", baseline] if baseline else []
+            return _side_by_side(root, total, run_id or new_run_id(), options, cores, console)
         run = execute(
             root,
             only=only,
@@ -126,12 +167,143 @@ def gates(
             github=github,
             baseline=baseline,
             console=console,
+            shard=part,
+            run_id=run_id,
+            cores=cores,
+            nox_envdir=Path(nox_envdir).resolve() if nox_envdir else None,
         )
     except GatesError as error:
         _error(console, "error", error)
         return EXIT_REFUSED
-    _report_after_run(root, console)
+    if part is not None:
+        directory = root / ".gates" / "runs" / run.run_id / f"shard-{part.index}-of-{part.total}"
+        console.print(
+            f"shard {part.label}: results in {directory}; merge every shard's with "
+            "`gates merge DIR…`",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        _report_after_run(root, console)
     return 0 if run.passed else EXIT_FAILED
+
+
+def _side_by_side(
+    root: Path, total: int, run_id: str, options: list[str], cores: int | None, console: Console
+) -> int:
+    """`gates run --shards N`: every shard as its own process, then `gates merge`."""
+    from gates.shards.local import run_side_by_side
+
+    processes = run_side_by_side(
+        root,
+        total,
+        run_id,
+        options,
+        cores=cores,
+        started=lambda shard, log: console.print(
+            f"shard {shard.label}: started, output in {log}", highlight=False, soft_wrap=True
+        ),
+        finished=lambda done: console.print(
+            f"shard {done.shard.label}: exit status {done.status}", highlight=False
+        ),
+    )
+    status = merge_shards([p.directory for p in processes], root=root, console=console)
+    if status:
+        return status
+    # A shard that crashed or refused (status 2) left nothing wrong to merge, but is wrong.
+    return EXIT_FAILED if any(p.status != 0 for p in processes) else 0
+
+
+def merge_shards(
+    directories: Sequence[Path],
+    *,
+    output: Path | None = None,
+    github: bool | None = None,
+    root: Path | None = None,
+    console: Console | None = None,
+) -> int:
+    """`gates merge`: the shards' verdicts as one run: 0 when every merged gate passed, 1 when
+    one failed (a test that no shard ran fails its gate), 2 when they cannot be merged."""
+    from gates.shards.merge import merge
+
+    console = console or make_console()
+    try:
+        root = root or find_root()
+        pipeline = Pipeline.load(root)
+        merged = merge(
+            [Path(d).resolve() for d in directories], pipeline, root / ".gates" / "runs", output
+        )
+    except GatesError as error:
+        _error(console, "merge refused", error)
+        return EXIT_REFUSED
+    history = History(root / pipeline.history)
+    present = {(r.run_id, r.phase, r.gate, r.shard) for r in history.all_records()}
+    appended = 0
+    for record in merged.records:
+        if (record.run_id, record.phase, record.gate, record.shard) not in present:
+            history.append(record)
+            appended += 1
+    run = Run(merged.run_id, merged.state, merged.phases, list(merged.results))
+    reporters: list[Reporter] = [ConsoleReporter(console)]
+    remote = _github_reporter(github, os.environ, console)
+    if remote is not None:
+        reporters.append(remote)
+    for reporter in reporters:
+        reporter.run_started(run)
+    for phase in run.phases:
+        for reporter in reporters:
+            reporter.phase_started(phase)
+        results = [(g, r) for g, r in run.results if g.phase == phase.name]
+        for gate, result in results:
+            for reporter in reporters:
+                reporter.gate_started(gate)
+                reporter.gate_finished(gate, result)
+        for reporter in reporters:
+            reporter.phase_finished(phase, results)
+    for reporter in reporters:
+        reporter.run_finished(run)
+    console.print(
+        f"merged {merged.shards} shards of run {merged.run_id}: JUnit in {merged.directory}; "
+        f"{appended} records appended to {pipeline.history}"
+        + ("" if appended else " (this run was merged before)"),
+        highlight=False,
+        soft_wrap=True,
+    )
+    _report_after_run(root, console)
+    return 0 if merged.passed else EXIT_FAILED
+
+
+def refresh_durations(tiers: Sequence[str] = (), *, root: Path | None = None) -> int:
+    """`gates durations`: run each tier's tests serially and store every test's duration, the
+    split's weights; by default the tiers of the pipeline's test gates."""
+    import subprocess
+
+    from gates.shards.durations import durations_file, refresh_command
+
+    try:
+        root = root or find_root()
+        pipeline = Pipeline.load(root)
+        known = Tiers.load(root)
+        default = [
+            g.durations_name for p in pipeline.phases for g in p.gates if g.junit and g.every_shard
+        ]
+        chosen = list(tiers) or list(dict.fromkeys(n for n in default if n in known.names))
+        commands = []
+        for name in chosen:
+            target = durations_file(root, pipeline.durations, name)
+            commands.append((name, target, refresh_command(known.get(name), target)))
+    except GatesError as error:
+        print(f"error: {error}")
+        return EXIT_REFUSED
+    for name, target, argv in commands:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        print(f"durations {name}: {' '.join(argv)}", flush=True)
+        status = subprocess.run(argv, cwd=root, check=False).returncode
+        if status != 0 or not target.exists():
+            print(f"durations {name}: exit status {status}; {target} is left as it was")
+            return EXIT_FAILED
+        print(f"durations {name}: stored in {target.relative_to(root)}")
+    return 0
 
 
 def _report_after_run(root: Path, console: Console) -> None:
@@ -435,6 +607,44 @@ def _parser() -> argparse.ArgumentParser:
         help="report commit statuses and a PR comment (default: when GITHUB_TOKEN, "
         "GITHUB_REPOSITORY and GITHUB_SHA are set)",
     )
+    run.add_argument(
+        "--shard",
+        default="",
+        metavar="I/N",
+        help="run shard I of N: that part of every test gate, and (shard 1) the other gates; "
+        "results stay in .gates/runs/<run>/shard-I-of-N for gates merge",
+    )
+    run.add_argument(
+        "--shards", default="", metavar="N", help="run N shards side by side here, then merge"
+    )
+    run.add_argument("--run-id", default="", help="the run's id (CI: the same for every shard)")
+    run.add_argument(
+        "--cores", type=int, default=None, help="cores this run may use (default: all)"
+    )
+    run.add_argument(
+        "--nox-envdir", default="", help="nox's --envdir for the session gates (default .nox)"
+    )
+
+    merge_ = commands.add_parser(
+        "merge", help="merge the results of every shard of a run into one verdict"
+    )
+    merge_.add_argument("directories", nargs="+", metavar="DIR", help="one shard's results")
+    merge_.add_argument(
+        "--output", default="", help="the merged JUnit files (default: .gates/runs/<run>/merged)"
+    )
+    merge_.add_argument(
+        "--github",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="report commit statuses and a PR comment, as gates run does",
+    )
+
+    durations = commands.add_parser(
+        "durations", help="time every test of tiers serially: the weights of the shards' split"
+    )
+    durations.add_argument(
+        "tiers", nargs="*", help="tiers (default: those of the pipeline's test gates)"
+    )
 
     commands.add_parser("status", help="the last outcome per gate and the last green commit")
 
@@ -491,7 +701,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             keep_going=args.keep_going,
             github=args.github,
             baseline=args.baseline or None,
+            shard=args.shard or None,
+            shards=args.shards or None,
+            run_id=args.run_id or None,
+            cores=args.cores,
+            nox_envdir=args.nox_envdir or None,
         )
+    if command == "merge":
+        return merge_shards(
+            [Path(d) for d in args.directories],
+            output=Path(args.output).resolve() if args.output else None,
+            github=args.github,
+        )
+    if command == "durations":
+        return refresh_durations(args.tiers)
     if command == "status":
         return status()
     if command == "rollback":

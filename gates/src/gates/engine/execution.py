@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from gates.engine.history import Outcome
 from gates.engine.junit import TestReport
+from gates.engine.shard import Shard
 from gates.provision import ProvisionReport
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -108,6 +109,9 @@ class GateContext:
     provisioner: Provisioner | None = None
     clock: Callable[[], float] = time.perf_counter
     baseline: str | None = None  # the bench gate's `--baseline REV`; None: the last green commit
+    shard: Shard | None = None  # this run's part of the test gates (`--shard I/N`); None: all
+    durations: Path | None = None  # the stored durations' directory, for the shards' split
+    nox_envdir: Path | None = None  # nox's --envdir: side-by-side shards need their own
 
     def log_for(self, gate_key: str) -> Path:
         return self.run_dir / (gate_key.replace("/", "-") + ".log")
@@ -117,6 +121,10 @@ class GateContext:
 
     def timing_for(self, gate_key: str) -> Path:
         return self.run_dir / (gate_key.replace("/", "-") + ".timing.json")
+
+    def shard_report_for(self, gate_key: str) -> Path:
+        """The tests a shard's part of a gate was given and kept (gates_shard plugin)."""
+        return self.run_dir / (gate_key.replace("/", "-") + ".shard.json")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,14 @@ class Record:
     metrics: dict[str, Any] = field(default_factory=dict)
     skips: list[dict[str, str]] = field(default_factory=list)
     summary: str = ""
+    # "I/N" for one shard's part of a gate (`gates run --shard I/N`); "" for the whole gate,
+    # whether it ran unsharded or was merged from shards (then metrics["shards"] says how many).
+    shard: str = ""
+
+    @property
+    def partial(self) -> bool:
+        """One shard's part: it never speaks for the whole gate (green, status, rollback)."""
+        return bool(self.shard)
 
     @property
     def clean_pass(self) -> bool:
@@ -59,6 +67,7 @@ class Record:
             metrics=dict(data.get("metrics") or {}),
             skips=list(data.get("skips") or []),
             summary=str(data.get("summary", "")),
+            shard=str(data.get("shard", "")),
         )
 
 
@@ -87,7 +96,12 @@ class History:
             os.close(fd)
 
     def records(self) -> Iterator[Record]:
-        """Yield every readable record, oldest first; torn or foreign lines are skipped."""
+        """Yield every readable record of a whole gate, oldest first: a shard's part, torn or
+        foreign lines are skipped (`all_records` has the parts too)."""
+        return (record for record in self.all_records() if not record.partial)
+
+    def all_records(self) -> Iterator[Record]:
+        """Yield every readable record, the shards' parts too, oldest first."""
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:

@@ -14,6 +14,8 @@ from gates.tiers import Tiers
 GateKind = Literal["session", "run", "check"]
 CHECKS = ("provision", "collect", "categorization", "speedup", "bench")
 DEFAULT_HISTORY = ".gates/history.jsonl"
+# pytest-split's stored durations, one JSON file per tier (committed; `gates durations` refreshes).
+DEFAULT_DURATIONS = "test-durations"
 # The checks' own options, kept in Gate.options.
 OPTION_KEYS = ("tier", "tiers", "dirs", "groups", "min_speedup", "serial", "parallel")
 # The speedup check reads the timings of these earlier gates of its phase (option: default).
@@ -30,6 +32,7 @@ GATE_KEYS = frozenset(
         "same_outcomes_as",
         "ok_exit_codes",
         "timeout",
+        "every_shard",
         *OPTION_KEYS,
     )
 )
@@ -49,10 +52,19 @@ class Gate:
     ok_exit_codes: tuple[int, ...] = (0,)
     timeout: float | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    # Runs in every shard of a sharded run (test runs do, each its part); else only in shard 1.
+    every_shard: bool = False
 
     @property
     def key(self) -> str:
         return f"{self.phase}/{self.name}"
+
+    @property
+    def durations_name(self) -> str:
+        """The stem of its stored durations file: its tier, else its phase (a phase's test runs
+        usually run the same tests: serially, then in parallel)."""
+        tier = self.options.get("tier")
+        return tier if isinstance(tier, str) else self.phase
 
     def describe(self) -> str:
         """What the gate runs, in a few words."""
@@ -88,6 +100,7 @@ class Pipeline:
     phases: tuple[Phase, ...]
     history: str = DEFAULT_HISTORY
     green_phases: tuple[str, ...] = ()
+    durations: str = DEFAULT_DURATIONS
 
     @classmethod
     def load(cls, root: Path) -> Pipeline:
@@ -122,7 +135,12 @@ class Pipeline:
         history = table.get("history", DEFAULT_HISTORY)
         if not isinstance(history, str):
             raise ConfigError("[tool.gates] history must be a path relative to the project root")
-        return cls(tuple(phases), history, tuple(green))
+        durations = table.get("durations", DEFAULT_DURATIONS)
+        if not isinstance(durations, str):
+            raise ConfigError(
+                "[tool.gates] durations must be a directory relative to the project root"
+            )
+        return cls(tuple(phases), history, tuple(green), durations)
 
     @property
     def phase_names(self) -> list[str]:
@@ -185,6 +203,9 @@ def _gate(phase: str, raw: object, python: str, tiers: Tiers) -> Gate:
     codes = raw.get("ok_exit_codes", [0])
     if not isinstance(codes, list) or not all(isinstance(c, int) for c in codes):
         raise ConfigError(f"{where}: `ok_exit_codes` must be a list of integers")
+    every_shard = raw.get("every_shard")
+    if every_shard is not None and not isinstance(every_shard, bool):
+        raise ConfigError(f"{where}: `every_shard` must be true or false")
     same = raw.get("same_outcomes_as")
     if same is not None and not isinstance(same, str):
         raise ConfigError(f"{where}: `same_outcomes_as` must name an earlier gate of {phase!r}")
@@ -200,17 +221,22 @@ def _gate(phase: str, raw: object, python: str, tiers: Tiers) -> Gate:
         # A session gate runs the tier's tests unless `args` says otherwise.
         if kind == "session" and not args:
             args = tier.dirs
+    junit = bool(raw.get("junit", False)) or same is not None
+    if junit and kind == "check":
+        raise ConfigError(f"{where}: `junit` and `same_outcomes_as` are for session and run gates")
     return Gate(
         phase=phase,
         name=name,
         kind=kind,
         target=target,
         args=args,
-        junit=bool(raw.get("junit", False)) or same is not None,
+        junit=junit,
         same_outcomes_as=same,
         ok_exit_codes=tuple(codes),
         timeout=float(timeout) if timeout is not None else None,
         options=options,
+        # A test run splits its tests between the shards; anything else is done once.
+        every_shard=junit if every_shard is None else every_shard,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -13,10 +14,14 @@ from typing import Protocol
 from gates.engine.execution import GateContext, GateResult, nox_command, tail
 from gates.engine.history import History, Record
 from gates.engine.junit import TestReport
-from gates.engine.pipeline import Gate, Phase
+from gates.engine.pipeline import DEFAULT_DURATIONS, Gate, Phase
+from gates.engine.shard import Shard
 from gates.git.repository import Repository, TreeState
 from gates.pytest_plugins import plugin
 from gates.pytest_plugins.timing import REPORT_VARIABLE as TIMING_VARIABLE
+
+SHARD_VARIABLE = "GATES_SHARD_REPORT"  # gates.pytest_plugins.shard's (it imports pytest)
+NO_TESTS_RAN = 5  # pytest's exit status when it ran nothing
 
 # A built-in check: judges a gate from what the run has so far. The registry of them is passed
 # in (gates.checks.CHECKS), so the engine knows no check by name.
@@ -43,6 +48,7 @@ class Run:
     state: TreeState
     phases: list[Phase]
     results: list[tuple[Gate, GateResult]] = field(default_factory=list)
+    shard: Shard | None = None  # the part of the test gates this run did; None: all of them
 
     @property
     def failed(self) -> list[tuple[Gate, GateResult]]:
@@ -81,7 +87,7 @@ def run_gates(
 ) -> Run:
     """Run `phases` in order; stop at the first failing gate unless `keep_going`. A check gate
     runs the check of that name in `checks`."""
-    run = Run(run_id or new_run_id(), Repository(ctx.root).state(), list(phases))
+    run = Run(run_id or new_run_id(), Repository(ctx.root).state(), list(phases), shard=ctx.shard)
     for reporter in reporters:
         reporter.run_started(run)
     stopped = False
@@ -125,11 +131,14 @@ def _record(run: Run, gate: Gate, result: GateResult) -> Record:
         metrics=result.metrics,
         skips=result.skips,
         summary=result.summary,
+        shard=shard.label if (shard := run.shard) is not None else "",
     )
 
 
 def run_gate(gate: Gate, ctx: GateContext, checks: Mapping[str, Check] = NO_CHECKS) -> GateResult:
     """Run one gate and judge it; an unexpected error fails the gate with the error's words."""
+    if ctx.shard is not None and not ctx.shard.is_first and not gate.every_shard:
+        return GateResult("skipped", summary=f"runs in shard 1 of {ctx.shard.total}")
     started = time.perf_counter()
     try:
         result = _check(gate, ctx, checks) if gate.kind == "check" else _command(gate, ctx)
@@ -164,10 +173,14 @@ def _command(gate: Gate, ctx: GateContext) -> GateResult:
         load, environ = plugin("gates_timing", ctx.run_dir, environ)
         extra = [f"--junitxml={junit}", *load]
         environ[TIMING_VARIABLE] = str(timing)
+    if gate.junit and gate.every_shard and ctx.shard is not None:
+        extra += _split(gate, ctx, ctx.shard, environ)
     if gate.kind == "session":
         assert isinstance(gate.target, str)
         posargs = [*extra, *gate.args]
-        argv = [*nox_command(), "-s", gate.target, *(["--", *posargs] if posargs else [])]
+        envdir = ["--envdir", str(ctx.nox_envdir)] if ctx.nox_envdir else []
+        argv = [*nox_command(), *envdir, "-s", gate.target]
+        argv += ["--", *posargs] if posargs else []
     else:
         argv = [*gate.target, *extra, *gate.args]
     log = ctx.log_for(gate.key)
@@ -188,6 +201,9 @@ def _command(gate: Gate, ctx: GateContext) -> GateResult:
         # The criterion is isolation: identical per-test outcomes, even when both runs have
         # the same failures (the baseline gate already fails for those).
         return _compare(gate, ctx, report, result)
+    if status == NO_TESTS_RAN and _empty_part(gate, ctx):
+        result.summary = f"no tests in shard {ctx.shard.label if ctx.shard else ''}"
+        return result
     if status not in gate.ok_exit_codes:
         result.outcome = "failed"
         result.summary = f"exit status {status}" + (
@@ -196,6 +212,29 @@ def _command(gate: Gate, ctx: GateContext) -> GateResult:
         failures = report.failures() if report else []
         result.key_output = failures[:30] if failures else tail(log)
     return result
+
+
+def _split(gate: Gate, ctx: GateContext, shard: Shard, environ: dict[str, str]) -> list[str]:
+    """pytest-split's arguments for this shard's part, and the gates_shard plugin that makes the
+    split independent of test order and records the tests the shard was given and kept."""
+    report = ctx.shard_report_for(gate.key)
+    report.unlink(missing_ok=True)
+    load, loaded = plugin("gates_shard", ctx.run_dir, environ)
+    environ.update(loaded)
+    environ[SHARD_VARIABLE] = str(report)
+    directory = ctx.durations or ctx.root / DEFAULT_DURATIONS
+    durations = directory / f"{gate.durations_name}.json"
+    return [*load, *shard.pytest_args(durations)]
+
+
+def _empty_part(gate: Gate, ctx: GateContext) -> bool:
+    """Whether this shard's split gave it no tests (more shards than tests): not a failure."""
+    if ctx.shard is None or not (gate.junit and gate.every_shard):
+        return False
+    try:
+        return not json.loads(ctx.shard_report_for(gate.key).read_text())["selected"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _compare(gate: Gate, ctx: GateContext, report: TestReport, result: GateResult) -> GateResult:

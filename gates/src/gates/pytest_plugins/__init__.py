@@ -10,22 +10,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from importlib.util import find_spec
 from pathlib import Path
 
-from gates.pytest_plugins import collection, timing
-
-# Top-level module name -> the gates module whose source it is.
-PLUGINS = {"gates_timing": timing, "gates_collection": collection}
+# Top-level module name -> the gates module whose source it is (found, not imported: a plugin may
+# import pytest, which the engine's own environment need not have).
+PLUGINS = {
+    "gates_timing": "gates.pytest_plugins.timing",
+    "gates_collection": "gates.pytest_plugins.collection",
+    "gates_shard": "gates.pytest_plugins.shard",
+}
 
 
 def plugin(
     name: str, run_dir: Path, environ: Mapping[str, str]
 ) -> tuple[list[str], dict[str, str]]:
     """pytest's `-p NAME` and the environment that makes NAME importable (PYTHONPATH first)."""
-    module = PLUGINS[name]
+    spec = find_spec(PLUGINS[name])
+    if spec is None or spec.origin is None:  # pragma: no cover - the plugins ship with gates
+        raise ImportError(f"no module {PLUGINS[name]}")
     directory = run_dir / "pytest-plugins"
     directory.mkdir(parents=True, exist_ok=True)
-    source = Path(str(module.__file__)).read_text()
+    source = Path(spec.origin).read_text()
     target = directory / f"{name}.py"
     if not target.exists() or target.read_text() != source:
         target.write_text(source)

@@ -1,0 +1,235 @@
+"""`gates merge`: the shards' directories combined into the verdicts of one whole run.
+
+Per test gate (a junit gate that runs in every shard), the per-test outcomes are the union of the
+shards' JUnit reports, and every test of the recorded collection must be among them: a test that
+no shard ran fails the gate, named. A `same_outcomes_as` gate (isolation) compares the merged
+outcomes of both gates. Any other gate takes its shards' worst outcome (failed, else passed, else
+skipped). The result carries the records for the project's history: the shards' own, tagged
+"I/N", and one whole record per gate.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gates.engine.execution import GateResult
+from gates.engine.history import Outcome, Record
+from gates.engine.junit import TestReport
+from gates.engine.pipeline import Gate, Phase, Pipeline
+from gates.engine.runner import new_run_id
+from gates.git.repository import TreeState
+from gates.shards.results import MergeError, ShardResults
+
+
+@dataclass
+class Merged:
+    """The whole run the shards make together."""
+
+    run_id: str
+    state: TreeState
+    shards: int
+    phases: list[Phase]
+    directory: Path  # the merged JUnit files
+    results: list[tuple[Gate, GateResult]] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)  # the shards' first, then the whole's
+
+    @property
+    def passed(self) -> bool:
+        return all(result.outcome != "failed" for _, result in self.results)
+
+
+def merge(
+    directories: Sequence[Path], pipeline: Pipeline, runs: Path, output: Path | None = None
+) -> Merged:
+    """Merge the shards' directories; write each test gate's merged JUnit into `output`
+    (default: `<runs>/<run>/merged`).
+
+    Raises MergeError when the directories are not the N shards of one split of one tree."""
+    shards = _complete(directories)
+    first = shards[0]
+    states = {(r.commit, r.dirty, r.diff_hash) for s in shards for r in s.records}
+    if len(states) > 1:
+        raise MergeError(
+            "the shards ran on different trees (commit, dirty, diff): "
+            + ", ".join(
+                f"{c[:12]}{' dirty ' + d if dirty else ''}" for c, dirty, d in sorted(states)
+            )
+        )
+    commit, dirty, diff_hash = states.pop() if states else ("", False, "")
+    run_ids = {s.run_id for s in shards}
+    run_id = first.run_id if len(run_ids) == 1 else new_run_id()
+    output = output or runs / run_id / "merged"
+    merged = Merged(run_id, TreeState(commit, dirty, diff_hash), len(shards), [], output)
+    output.mkdir(parents=True, exist_ok=True)
+    reports: dict[str, TestReport] = {}
+    for phase in pipeline.phases:
+        ran = False
+        for gate in phase.gates:
+            parts = [(s, _last(s, gate)) for s in shards]
+            if all(record is None for _, record in parts):
+                continue
+            ran = True
+            if gate.junit and gate.every_shard:
+                result = _test_gate(gate, parts, reports, output)
+            else:
+                result = _other_gate(gate, parts)
+            result.metrics["shards"] = len(shards)
+            merged.results.append((gate, result))
+            merged.records.append(_record(merged, gate, result))
+        if ran:
+            merged.phases.append(phase)
+    merged.records[:0] = [r for s in shards for r in s.records]
+    return merged
+
+
+def _complete(directories: Sequence[Path]) -> list[ShardResults]:
+    """The shards 1…N, each once, all of the same N."""
+    if not directories:
+        raise MergeError("give the directories of the shards to merge (one per shard)")
+    shards = [ShardResults.read(d) for d in directories]
+    totals = sorted({s.shard.total for s in shards})
+    if len(totals) > 1:
+        raise MergeError(f"the directories are shards of different splits (N = {totals})")
+    total = totals[0]
+    found: dict[int, ShardResults] = {}
+    for shard in shards:
+        twice = found.get(shard.shard.index)
+        if twice is not None:
+            raise MergeError(
+                f"shard {shard.shard.label} is given twice: {twice.directory} and {shard.directory}"
+            )
+        found[shard.shard.index] = shard
+    absent = [f"{i}/{total}" for i in range(1, total + 1) if i not in found]
+    if absent:
+        raise MergeError(f"shard {', '.join(absent)} is missing: merge needs all {total} shards")
+    return [found[i] for i in range(1, total + 1)]
+
+
+def _last(shard: ShardResults, gate: Gate) -> Record | None:
+    found = None
+    for record in shard.records:
+        if record.phase == gate.phase and record.gate == gate.name:
+            found = record
+    return found
+
+
+def _file(shard: ShardResults, gate: Gate, suffix: str) -> Path:
+    return shard.directory / (gate.key.replace("/", "-") + suffix)
+
+
+def _test_gate(
+    gate: Gate,
+    parts: Sequence[tuple[ShardResults, Record | None]],
+    reports: dict[str, TestReport],
+    output: Path,
+) -> GateResult:
+    report = TestReport()
+    expected: set[str] = set()
+    recorded = 0
+    for shard, _ in parts:
+        part = TestReport.read(_file(shard, gate, ".xml"))
+        report.outcomes.update(part.outcomes)
+        report.messages.update(part.messages)
+        report.skips += part.skips
+        try:
+            data = json.loads(_file(shard, gate, ".shard.json").read_text())
+        except (OSError, ValueError):
+            continue
+        expected.update(data.get("collected", []))
+        recorded += 1
+    reports[gate.key] = report
+    _write_junit([_file(s, gate, ".xml") for s, _ in parts], output / f"{_stem(gate)}.xml")
+    result = GateResult("passed", metrics=report.metrics(), skips=report.skips)
+    result.duration_s = max((r.duration_s for _, r in parts if r is not None), default=0.0)
+    counts = report.counts
+    result.summary = (
+        f"{counts['passed']} passed, {counts['failed'] + counts['error']} failed, "
+        f"{counts['skipped']} skipped"
+    )
+    lost = sorted(expected - set(report.outcomes))
+    problems: list[str] = []
+    if recorded == 0:
+        problems.append("no shard recorded the tests it was given (no .shard.json)")
+    if lost:
+        result.metrics["lost"] = len(lost)
+        problems.append(f"{len(lost)} collected tests were run by no shard")
+        result.key_output += [f"{test}: collected, but no shard ran it" for test in lost]
+    if gate.same_outcomes_as:
+        baseline = reports.get(f"{gate.phase}/{gate.same_outcomes_as}")
+        differences = baseline.differences(report) if baseline is not None else []
+        result.metrics["differences"] = len(differences)
+        if baseline is None or not baseline.outcomes:
+            problems.append(f"no merged outcomes of {gate.same_outcomes_as!r} to compare")
+        elif differences:
+            problems.append(f"{len(differences)} tests differ from {gate.same_outcomes_as}")
+            result.key_output += differences[:30]
+        elif not lost:
+            result.summary += f"; outcomes identical to {gate.same_outcomes_as}"
+    else:
+        failed = [
+            f"shard {s.shard.label}: {r.summary}" for s, r in parts if r and r.outcome == "failed"
+        ]
+        if failed:
+            problems.append("failed in " + "; ".join(failed))
+            result.key_output += report.failures()[:30]
+    if problems:
+        result.outcome = "failed"
+        result.summary = "; ".join([*problems, result.summary])
+    return result
+
+
+def _other_gate(gate: Gate, parts: Sequence[tuple[ShardResults, Record | None]]) -> GateResult:
+    """The worst outcome of the shards that ran the gate, with that shard's words and figures."""
+    ran = [(s, r) for s, r in parts if r is not None]
+    outcome: Outcome = next(
+        (o for o in ("failed", "passed", "skipped") if any(r.outcome == o for _, r in ran)),
+        "skipped",
+    )
+    shard, record = next((s, r) for s, r in ran if r.outcome == outcome)
+    where = f" (shard {shard.shard.label})" if len(ran) > 1 else ""
+    return GateResult(
+        outcome,
+        duration_s=max(r.duration_s for _, r in ran),
+        summary=record.summary + where,
+        metrics=dict(record.metrics),
+        skips=list(record.skips),
+    )
+
+
+def _record(merged: Merged, gate: Gate, result: GateResult) -> Record:
+    state = merged.state
+    return Record(
+        run_id=merged.run_id,
+        time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        commit=state.commit,
+        dirty=state.dirty,
+        diff_hash=state.diff_hash,
+        phase=gate.phase,
+        gate=gate.name,
+        outcome=result.outcome,
+        duration_s=round(result.duration_s, 3),
+        metrics=result.metrics,
+        skips=result.skips,
+        summary=result.summary,
+    )
+
+
+def _stem(gate: Gate) -> str:
+    return gate.key.replace("/", "-")
+
+
+def _write_junit(parts: Sequence[Path], target: Path) -> None:
+    """One JUnit file holding every shard's test suites."""
+    merged = ET.Element("testsuites")
+    for path in parts:
+        try:
+            root = ET.parse(path).getroot()  # noqa: S314 - our own pytest's output
+        except (OSError, ET.ParseError):
+            continue
+        merged.extend(root.iter("testsuite") if root.tag == "testsuites" else [root])
+    ET.ElementTree(merged).write(target, encoding="utf-8", xml_declaration=True)

@@ -1,0 +1,67 @@
+"""What one shard leaves in its directory, for `gates merge` to read:
+
+    shard.json            {"format": 1, "run_id": …, "shard": I, "shards": N}
+    history.jsonl         its gate records, each tagged "I/N" (the project's history gets them
+                          at the merge, once)
+    <phase>-<gate>.xml    each test gate's JUnit report, for this shard's part
+    <phase>-<gate>.shard.json   the tests the split was given and kept (gates_shard plugin)
+    <phase>-<gate>.timing.json, .log   per-test times and the gate's output
+
+The directory is the run's own (`.gates/runs/<run>/shard-I-of-N`), so a CI job uploads it whole.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from gates.engine.history import History, Record
+from gates.engine.shard import Shard
+from gates.errors import GatesError
+
+MANIFEST = "shard.json"
+HISTORY = "history.jsonl"
+FORMAT = 1
+
+
+class MergeError(GatesError):
+    """The shards' directories cannot be merged (the message says which and why)."""
+
+
+def shard_dir(runs: Path, run_id: str, shard: Shard) -> Path:
+    """Where shard I of N of run `run_id` keeps its results."""
+    return runs / run_id / f"shard-{shard.index}-of-{shard.total}"
+
+
+def write_manifest(directory: Path, run_id: str, shard: Shard) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    data = {"format": FORMAT, "run_id": run_id, "shard": shard.index, "shards": shard.total}
+    (directory / MANIFEST).write_text(json.dumps(data) + "\n")
+
+
+@dataclass(frozen=True)
+class ShardResults:
+    """One shard's directory, read."""
+
+    directory: Path
+    run_id: str
+    shard: Shard
+    records: tuple[Record, ...]
+
+    @classmethod
+    def read(cls, directory: Path) -> ShardResults:
+        manifest = directory / MANIFEST
+        try:
+            data = json.loads(manifest.read_text())
+            shard = Shard(int(data["shard"]), int(data["shards"]))
+            run_id = str(data["run_id"])
+        except FileNotFoundError:
+            raise MergeError(
+                f"{directory}: no {MANIFEST}; give the directories `gates run --shard I/N` wrote "
+                "(.gates/runs/<run>/shard-I-of-N)"
+            ) from None
+        except (ValueError, KeyError, TypeError) as error:
+            raise MergeError(f"{manifest}: unreadable ({error})") from None
+        records = tuple(History(directory / HISTORY).all_records())
+        return cls(directory, run_id, shard, records)
