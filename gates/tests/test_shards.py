@@ -167,6 +167,24 @@ def test_two_shards_side_by_side_give_the_outcomes_and_verdicts_of_one_run(proje
     assert sorted(tags) == sorted(["", "", "", *["1/2"] * 3, *["2/2"] * 3, "", "", ""])
 
 
+def test_a_shard_the_split_gives_no_test_passes_its_test_gates(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(project)
+    # Six tests in eight shards: the two shards with the least duration get none.
+    assert cli.main(["run", "--shard", "8/8", "--only", "unit", "--run-id", "r8"]) == 0
+    shard = project / ".gates" / "runs" / "r8" / "shard-8-of-8"
+    records = {r.gate: r for r in History(shard / "history.jsonl").all_records()}
+    assert {gate: r.outcome for gate, r in records.items()} == {
+        "serial": "passed",
+        "isolation": "passed",
+    }
+    assert records["serial"].summary == "no tests in shard 8/8"
+    assert records["serial"].shard == "8/8"
+    assert json.loads((shard / "unit-serial.shard.json").read_text())["selected"] == []
+    assert "merge every shard's with `gates merge DIR…`" in capsys.readouterr().out
+
+
 def test_a_test_no_shard_ran_fails_the_merge_naming_it(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

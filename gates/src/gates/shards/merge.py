@@ -191,7 +191,8 @@ def _other_gate(gate: Gate, parts: Sequence[tuple[ShardResults, Record | None]])
         "skipped",
     )
     shard, record = next((s, r) for s, r in ran if r.outcome == outcome)
-    where = f" (shard {shard.shard.label})" if len(ran) > 1 else ""
+    # Which shard said so, when more than one ran the gate (shards 2… skip a shard-1 gate).
+    where = f" (shard {shard.shard.label})" if gate.every_shard and len(ran) > 1 else ""
     return GateResult(
         outcome,
         duration_s=max(r.duration_s for _, r in ran),
