@@ -213,8 +213,11 @@ def test_a_test_no_shard_ran_fails_the_merge_naming_it(
 
     assert cli.main(["merge", str(one)]) == cli.EXIT_REFUSED
     assert "shard 2/2 is missing: merge needs all 2 shards" in capsys.readouterr().out
+    assert cli.main(["merge", str(project / "tests")]) == cli.EXIT_REFUSED
+    assert "no shard's results in it (no shard.json)" in capsys.readouterr().out
     # Merged twice, the history still holds each record once.
     before = len(list(History(project / ".gates" / "history.jsonl").all_records()))
-    assert cli.main(["merge", str(two), str(one), "--no-github"]) == cli.EXIT_FAILED
+    # The run's directory stands for the shards' below it, as CI's downloaded artifacts do.
+    assert cli.main(["merge", str(one.parent), "--no-github"]) == cli.EXIT_FAILED
     assert "this run was merged before" in capsys.readouterr().out
     assert len(list(History(project / ".gates" / "history.jsonl").all_records())) == before

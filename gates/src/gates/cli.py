@@ -628,7 +628,12 @@ def _parser() -> argparse.ArgumentParser:
     merge_ = commands.add_parser(
         "merge", help="merge the results of every shard of a run into one verdict"
     )
-    merge_.add_argument("directories", nargs="+", metavar="DIR", help="one shard's results")
+    merge_.add_argument(
+        "directories",
+        nargs="+",
+        metavar="DIR",
+        help="one shard's results (.gates/runs/<run>/shard-I-of-N), or a directory above some",
+    )
     merge_.add_argument(
         "--output", default="", help="the merged JUnit files (default: .gates/runs/<run>/merged)"
     )

@@ -23,7 +23,7 @@ from gates.engine.junit import TestReport
 from gates.engine.pipeline import Gate, Phase, Pipeline
 from gates.engine.runner import new_run_id
 from gates.git.repository import TreeState
-from gates.shards.results import MergeError, ShardResults
+from gates.shards.results import MergeError, ShardResults, find_shards
 
 
 @dataclass
@@ -91,7 +91,7 @@ def _complete(directories: Sequence[Path]) -> list[ShardResults]:
     """The shards 1…N, each once, all of the same N."""
     if not directories:
         raise MergeError("give the directories of the shards to merge (one per shard)")
-    shards = [ShardResults.read(d) for d in directories]
+    shards = [ShardResults.read(d) for d in find_shards(directories)]
     totals = sorted({s.shard.total for s in shards})
     if len(totals) > 1:
         raise MergeError(f"the directories are shards of different splits (N = {totals})")

@@ -13,6 +13,7 @@ The directory is the run's own (`.gates/runs/<run>/shard-I-of-N`), so a CI job u
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,24 @@ FORMAT = 1
 
 class MergeError(GatesError):
     """The shards' directories cannot be merged (the message says which and why)."""
+
+
+def find_shards(paths: Sequence[Path]) -> list[Path]:
+    """The shards' directories: each path that is one, else every one below it (a downloaded
+    artifact, `.gates/runs/<run>`)."""
+    found: list[Path] = []
+    for path in paths:
+        if (path / MANIFEST).is_file():
+            found.append(path)
+            continue
+        below = sorted(manifest.parent for manifest in path.rglob(MANIFEST))
+        if not below:
+            raise MergeError(
+                f"{path}: no shard's results in it (no {MANIFEST}); give the directories "
+                "`gates run --shard I/N` wrote (.gates/runs/<run>/shard-I-of-N) or one above them"
+            )
+        found += below
+    return found
 
 
 def shard_dir(runs: Path, run_id: str, shard: Shard) -> Path:
