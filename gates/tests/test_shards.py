@@ -206,6 +206,8 @@ def test_a_test_no_shard_ran_fails_the_merge_naming_it(
     monkeypatch.chdir(project)  # the merge in this process, as CI's merge job runs it
     assert cli.main(["merge", str(one), str(two), "--no-github"]) == cli.EXIT_FAILED
     assert f"{lost}: collected, but no shard ran it" in capsys.readouterr().out
+    merged = project / ".gates" / "runs" / "r1" / "merged"
+    assert (merged / "unit-serial.lost.txt").read_text() == f"{lost}\n"
     records = {(r.gate, r.outcome) for r in runs_of(project)["r1"]}
     assert ("serial", "failed") in records
     # The isolation gate compares the merged runs, so it fails for the same test.

@@ -155,10 +155,17 @@ def _test_gate(
     problems: list[str] = []
     if recorded == 0:
         problems.append("no shard recorded the tests it was given (no .shard.json)")
+    absent = [s.shard.label for s, r in parts if r is None]
+    if absent:
+        problems.append(f"shard {', '.join(absent)} did not run it (stopped before it)")
     if lost:
         result.metrics["lost"] = len(lost)
-        problems.append(f"{len(lost)} collected tests were run by no shard")
-        result.key_output += [f"{test}: collected, but no shard ran it" for test in lost]
+        listed = output / f"{_stem(gate)}.lost.txt"
+        listed.write_text("".join(f"{test}\n" for test in lost))
+        problems.append(f"{len(lost)} collected tests were run by no shard (all in {listed})")
+        result.key_output += [f"{test}: collected, but no shard ran it" for test in lost[:30]]
+        if len(lost) > 30:
+            result.key_output.append(f"… and {len(lost) - 30} more, in {listed}")
     if gate.same_outcomes_as:
         baseline = reports.get(f"{gate.phase}/{gate.same_outcomes_as}")
         differences = baseline.differences(report) if baseline is not None else []
