@@ -42,8 +42,9 @@ REPORT_NEEDS = (
 
 
 def _error(console: Console, label: str, error: Exception) -> None:
-    """Print an error without rich markup: messages quote things like [tool.gates]."""
-    console.print(Text.assemble((f"{label}: ", "bold red"), str(error)))
+    """Print an error without rich markup (messages quote things like [tool.gates]), on one
+    line however long its paths are."""
+    console.print(Text.assemble((f"{label}: ", "bold red"), str(error)), soft_wrap=True)
 
 
 def _split(phases: str | Sequence[str] | None) -> list[str]:
