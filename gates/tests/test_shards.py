@@ -167,6 +167,26 @@ def test_two_shards_side_by_side_give_the_outcomes_and_verdicts_of_one_run(proje
     assert sorted(tags) == sorted(["", "", "", *["1/2"] * 3, *["2/2"] * 3, "", "", ""])
 
 
+def test_after_a_failing_test_the_merge_gives_one_runs_verdicts(
+    make_project: Callable[..., Path],
+) -> None:
+    failing = {"tests/test_broken.py": "def test_broken():\n    assert 1 == 2\n"}
+    project = make_project(pipeline(), {**TESTS, **failing})
+    assert gates(project, "run").returncode == cli.EXIT_FAILED
+    sharded = gates(project, "run", "--shards", "2")
+    assert sharded.returncode == cli.EXIT_FAILED, sharded.stdout + sharded.stderr
+    (first, one), (second, merged) = sorted(runs_of(project).items(), key=lambda r: r[1][0].time)
+    # The serial gate fails; the isolation gate after it is not run, in one run as merged.
+    verdicts = {(r.phase, r.gate): r.outcome for r in one}
+    assert verdicts == {("static", "lint"): "passed", ("unit", "serial"): "failed"}
+    assert verdicts == {(r.phase, r.gate): r.outcome for r in merged}
+    alone = TestReport.read(project / ".gates" / "runs" / first / "unit-serial.xml")
+    together = TestReport.read(project / ".gates" / "runs" / second / "merged" / "unit-serial.xml")
+    assert alone.outcomes == together.outcomes
+    assert alone.outcomes["tests.test_broken::test_broken"] == "failed"
+    assert "tests.test_broken::test_broken" in sharded.stdout
+
+
 def test_a_shard_the_split_gives_no_test_passes_its_test_gates(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

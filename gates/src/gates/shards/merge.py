@@ -74,6 +74,10 @@ def merge(
             if all(record is None for _, record in parts):
                 continue
             ran = True
+            if any(r is None and _stopped(s) for s, r in parts):
+                # As in one run: after a failing gate the later ones are not run (the run has
+                # failed already); the parts other shards did stay in their tagged records.
+                continue
             if gate.junit and gate.every_shard:
                 result = _test_gate(gate, parts, reports, output)
             else:
@@ -108,6 +112,11 @@ def _complete(directories: Sequence[Path]) -> list[ShardResults]:
     if absent:
         raise MergeError(f"shard {', '.join(absent)} is missing: merge needs all {total} shards")
     return [found[i] for i in range(1, total + 1)]
+
+
+def _stopped(shard: ShardResults) -> bool:
+    """Whether the shard stopped at a failing gate (it ran without --keep-going)."""
+    return any(record.outcome == "failed" for record in shard.records)
 
 
 def _last(shard: ShardResults, gate: Gate) -> Record | None:
@@ -156,8 +165,8 @@ def _test_gate(
     if recorded == 0:
         problems.append("no shard recorded the tests it was given (no .shard.json)")
     absent = [s.shard.label for s, r in parts if r is None]
-    if absent:
-        problems.append(f"shard {', '.join(absent)} did not run it (stopped before it)")
+    if absent:  # and no failure stopped it: it crashed or was ended
+        problems.append(f"shard {', '.join(absent)} never ran it")
     if lost:
         result.metrics["lost"] = len(lost)
         listed = output / f"{_stem(gate)}.lost.txt"
