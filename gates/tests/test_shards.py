@@ -19,6 +19,8 @@ from gates.engine.history import History, Record
 from gates.engine.junit import TestReport
 from gates.engine.shard import Shard
 from gates.errors import ConfigError
+from gates.shards.durations import refresh_command
+from gates.tiers import Tier
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -185,6 +187,9 @@ def test_after_a_failing_test_the_merge_gives_one_runs_verdicts(
     assert alone.outcomes == together.outcomes
     assert alone.outcomes["tests.test_broken::test_broken"] == "failed"
     assert "tests.test_broken::test_broken" in sharded.stdout
+    # What to do next, as one run says it: the command, and the failing shard's log.
+    assert f"Next: {PY} -m pytest" in sharded.stdout
+    assert "/unit-serial.log" in sharded.stdout
 
 
 def test_a_shard_the_split_gives_no_test_passes_its_test_gates(
@@ -243,3 +248,24 @@ def test_a_test_no_shard_ran_fails_the_merge_naming_it(
     assert cli.main(["merge", str(one.parent), "--no-github"]) == cli.EXIT_FAILED
     assert "this run was merged before" in capsys.readouterr().out
     assert len(list(History(project / ".gates" / "history.jsonl").all_records())) == before
+
+
+def test_durations_are_stored_by_the_tiers_session_over_all_its_tests(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tier = Tier("unit", dirs=("tests",), session="unit-3.11")
+    argv = refresh_command(tier, Path("/p/test-durations/unit.json"))
+    assert argv[-7:] == [
+        "-s",
+        "unit-3.11",
+        "--",
+        "--store-durations",
+        "--clean-durations",
+        "--durations-path=/p/test-durations/unit.json",
+        "tests",
+    ]
+    with pytest.raises(ConfigError, match="no tests or no session"):
+        refresh_command(Tier("lint", session="lint"), Path("lint.json"))
+    monkeypatch.chdir(project)
+    assert cli.main(["durations", "nope"]) == cli.EXIT_REFUSED
+    assert "nope" in capsys.readouterr().out

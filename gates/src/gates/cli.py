@@ -299,9 +299,18 @@ def refresh_durations(tiers: Sequence[str] = (), *, root: Path | None = None) ->
     for name, target, argv in commands:
         target.parent.mkdir(parents=True, exist_ok=True)
         print(f"durations {name}: {' '.join(argv)}", flush=True)
+        before = target.stat().st_mtime_ns if target.exists() else None
         status = subprocess.run(argv, cwd=root, check=False).returncode
-        if status != 0 or not target.exists():
-            print(f"durations {name}: exit status {status}; {target} is left as it was")
+        stored = target.exists() and target.stat().st_mtime_ns != before
+        if not stored:
+            print(f"durations {name}: exit status {status}; nothing stored, {target} unchanged")
+            return EXIT_FAILED
+        if status != 0:
+            # pytest-split stores the durations whatever the outcome: say so, and why.
+            print(
+                f"durations {name}: stored in {target.relative_to(root)}, but the run ended with "
+                f"exit status {status} (failing tests are timed too): look at it before committing"
+            )
             return EXIT_FAILED
         print(f"durations {name}: stored in {target.relative_to(root)}")
     return 0

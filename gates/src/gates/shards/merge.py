@@ -83,6 +83,8 @@ def merge(
             else:
                 result = _other_gate(gate, parts)
             result.metrics["shards"] = len(shards)
+            if result.outcome == "failed":
+                _guide(gate, result, parts)
             merged.results.append((gate, result))
             merged.records.append(_record(merged, gate, result))
         if ran:
@@ -112,6 +114,19 @@ def _complete(directories: Sequence[Path]) -> list[ShardResults]:
     if absent:
         raise MergeError(f"shard {', '.join(absent)} is missing: merge needs all {total} shards")
     return [found[i] for i in range(1, total + 1)]
+
+
+def _guide(
+    gate: Gate, result: GateResult, parts: Sequence[tuple[ShardResults, Record | None]]
+) -> None:
+    """What a person needs next, as a run gives it: the command, and a failing shard's log."""
+    result.next_command = gate.command_for_a_person()
+    failing = [s for s, r in parts if r is not None and r.outcome == "failed"]
+    for shard in failing or [s for s, _ in parts]:
+        log = _file(shard, gate, ".log")
+        if log.exists():
+            result.log = log
+            return
 
 
 def _stopped(shard: ShardResults) -> bool:
