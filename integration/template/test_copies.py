@@ -2,8 +2,9 @@
 merges into a copy that has changes of its own, which stays green.
 
 Slow (each copy syncs its environments and runs its gates): the full copy runs deps, static and
-unit; the bare copy every phase, then takes a template update and runs deps, static, unit and
-bench again (the bench gate then compares with the copy's first, green commit).
+unit; the bare copy every phase and its unit phase in two shards, then takes a template update
+and runs deps, static, unit and bench again (the bench gate then compares with the copy's first,
+green commit).
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ def test_a_bare_copy_passes_every_gate_and_takes_a_template_update(
     assert "FAILED" not in first.stdout
     docs = uv_run(copy, name, "nox", "-s", "docs")  # the one session of `nox` no gate runs
     assert docs.returncode == 0, said(docs)
+    # Its CI's way, here: the unit tier in two shards, side by side, merged.
+    sharded = uv_run(copy, name, "invoke", "gates", "--shards", "2", "--only", "unit")
+    assert sharded.returncode == 0, said(sharded)
+    assert passed(sharded.stdout, "unit/serial", "unit/isolation")
 
     # The project's change, committed ...
     page = copy / "backend" / "src" / "beacon_app" / "page.py"
