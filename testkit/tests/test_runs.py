@@ -19,7 +19,13 @@ from hangar.providers.qemu import process
 from testkit import runs
 from testkit.waiting import wait_until
 
-SLEEP = [sys.executable, "-c", "import time; time.sleep(120)"]
+# SIGQUIT back to its default: a shell starts a background job with SIGQUIT ignored, and its
+# children inherit that; the PostgreSQL it stands in for handles SIGQUIT whatever it inherited.
+SLEEP = [
+    sys.executable,
+    "-c",
+    "import signal, time; signal.signal(signal.SIGQUIT, signal.SIG_DFL); time.sleep(120)",
+]
 
 
 class Processes:
