@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import ast
 import io
+import os
+import signal
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -243,3 +246,48 @@ def test_upgrade_reports_the_outcome(
     only = "deps,unit" if status == 0 else None  # 'later' always fails
     assert cli.upgrade_dependencies(only=only, console=screen) == status
     assert says in out.getvalue()
+
+
+def test_sigterm_ends_the_run_and_what_its_gate_started(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A cancelled CI job gets SIGTERM: the run ends with 143 and takes its gate's processes
+    with it, as on Ctrl-C, instead of leaving them running."""
+    pid_file = tmp_path / "gate.pid"
+    sleeper = (
+        "import os, pathlib, time; "
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(120)"
+    )
+    gate = f"name = 'sleep', run = {toml_list([PY, '-c', sleeper])}"
+    root = make_project(pipeline_toml({"slow": [gate]}))
+    run = subprocess.Popen(
+        [PY, "-m", "gates", "run"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text() != "", "the gate to start")
+        gate_pid = int(pid_file.read_text())
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=30) == 128 + signal.SIGTERM
+        wait_for(lambda: not alive(gate_pid), f"the gate's process {gate_pid} to end")
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        if run.stdout is not None:
+            run.stdout.close()
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout:.0f} s for {what}")
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

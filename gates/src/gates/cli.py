@@ -9,12 +9,16 @@ ways say the same things. This is the only module that prints: the modules below
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
+import signal
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from types import FrameType
 
 from rich.console import Console
 from rich.text import Text
@@ -705,9 +709,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, `kill`) unwinds like Ctrl-C does, so what a gate started is
+    ended and nothing outlives the run; the exit status is then 128 + 15. Only in the main
+    thread, the one that may set signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `gates` subcommand; returns its exit status (0 ok, 1 failed, 2 refused)."""
     args = _parser().parse_args(argv)
+    with _terminate_as_exit():
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     command: str = args.command
     if command == "run":
         return gates(
