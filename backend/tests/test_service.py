@@ -211,3 +211,24 @@ async def test_users_service_rules(migrated: Settings, tmp_path: Path) -> None:
         assert await users.ensure_admin("long-password") is False
     finally:
         await engine.dispose()
+
+
+@pytest.mark.timeout(15)  # the bug this guards against spun the loop until a timeout like this
+async def test_wait_idle_returns_when_a_finished_operation_is_still_listed(stack: Stack) -> None:
+    """Between an operation task's end and its done callback (which the loop runs later), the
+    task is finished but still listed as running. Waiting must let the loop run that callback:
+    on Python 3.12+, awaiting `gather` of finished tasks never yields, so a wait that gathered
+    them again and again spun without end, past its own timeout too."""
+
+    async def work() -> None:
+        return None
+
+    finished = asyncio.get_running_loop().create_task(work())
+    await finished
+    runner = stack.service.runner
+    runner._tasks.add(finished)  # as `run` lists a task: the callback is only scheduled now
+    finished.add_done_callback(runner._tasks.discard)
+
+    await stack.service.wait_idle(5)
+
+    assert not runner._tasks

@@ -280,10 +280,18 @@ class OperationRunner:
 
     # ------------------------------------------------------------------ shutdown
     async def wait_idle(self, seconds: float = 10.0) -> None:
-        """Wait until no operation runs (tests, shutdown); TimeoutError after `seconds`."""
+        """Wait until no operation runs (tests, shutdown); TimeoutError after `seconds`.
+
+        A finished task leaves `_tasks` in its done callback, which the loop runs later: until
+        then only the loop may run. (Awaiting `gather` of finished tasks never yields on Python
+        3.12+, so waiting on them again would spin without end, past the timeout too.)"""
         async with asyncio.timeout(seconds):
             while self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+                running = [task for task in self._tasks if not task.done()]
+                if running:
+                    await asyncio.wait(running)
+                else:
+                    await asyncio.sleep(0)  # the done callbacks run
 
     async def close(self, grace: float = 5.0) -> None:
         """Let running operations finish for `grace` seconds, then cancel them; then end every
