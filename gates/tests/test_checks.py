@@ -197,9 +197,17 @@ def test_collection_plugin_writes_markers(tmp_path: Path, monkeypatch: pytest.Mo
     assert json.loads(target.read_text()) == {"t::a": ["unit"], "t::b": []}
 
 
-def write_timing(path: Path, workers: int, durations: Sequence[float], *, startup: float) -> None:
+def write_timing(
+    path: Path,
+    workers: int,
+    durations: Sequence[float],
+    *,
+    startup: float,
+    others_cpu_s: float | None = None,
+) -> None:
     """What gates.pytest_plugins.timing writes: tests back to back on each worker after
-    `startup` seconds."""
+    `startup` seconds; with `others_cpu_s`, the CPU figures of a machine on which other work
+    used that much CPU meanwhile."""
     path.parent.mkdir(parents=True, exist_ok=True)
     names = ["main"] if workers == 0 else [f"gw{i}" for i in range(workers)]
     clocks = dict.fromkeys(names, 100.0 + startup)
@@ -225,15 +233,32 @@ def write_timing(path: Path, workers: int, durations: Sequence[float], *, startu
         "workers": workers,
         "tests": tests,
     }
+    if others_cpu_s is not None:
+        own = sum(durations)
+        document.update(session_cpu_s=own, machine_cpu_s=own + others_cpu_s, cores=2)
     path.write_text(json.dumps(document))
 
 
-def timed_phase(tmp_path: Path, *, parallel_startup: float, cores: int = 2) -> GateContext:
-    """A context in which the phase's serial and isolation gates ran 40 tests of 0.25 s."""
+def timed_phase(
+    tmp_path: Path,
+    *,
+    parallel_startup: float,
+    cores: int = 2,
+    others_cpu_s: tuple[float, float] | None = None,
+) -> GateContext:
+    """A context in which the phase's serial and isolation gates ran 40 tests of 0.25 s (and
+    other work used `others_cpu_s` CPU seconds during each run)."""
     ctx = context(tmp_path, FakeShell(), cores=cores)
     durations = [0.25] * 40
-    write_timing(ctx.timing_for("p/serial"), 0, durations, startup=0.5)
-    write_timing(ctx.timing_for("p/isolation"), 2, durations, startup=parallel_startup)
+    serial_others, parallel_others = others_cpu_s or (None, None)
+    write_timing(ctx.timing_for("p/serial"), 0, durations, startup=0.5, others_cpu_s=serial_others)
+    write_timing(
+        ctx.timing_for("p/isolation"),
+        2,
+        durations,
+        startup=parallel_startup,
+        others_cpu_s=parallel_others,
+    )
     return ctx
 
 
@@ -272,6 +297,21 @@ def test_speedup_without_the_earlier_runs_timings_fails_saying_which(tmp_path: P
     result = run_gate(check("speedup", serial="s1"), ctx, CHECKS)
     assert result.outcome == "failed"
     assert result.summary.startswith("no timings of gate p/s1 in this run")
+
+
+def test_speedup_is_not_judged_when_other_work_took_the_cores(tmp_path: Path) -> None:
+    # The isolation run took 14.1 s on 2 cores (28.2 core-seconds); other work used 12 of them.
+    (tmp_path / "busy").mkdir()
+    busy = timed_phase(tmp_path / "busy", parallel_startup=9.0, others_cpu_s=(0.0, 12.0))
+    result = run_gate(check("speedup"), busy, CHECKS)
+    assert result.outcome == "skipped"
+    assert result.summary.startswith(
+        "not judged: other work took 43% of the machine's 2 cores during the parallel run"
+    ), result.summary
+    # A little other work (up to 25 % of the machine) leaves the judgement as it was: failed.
+    (tmp_path / "quiet").mkdir()
+    quiet = timed_phase(tmp_path / "quiet", parallel_startup=9.0, others_cpu_s=(0.5, 1.0))
+    assert run_gate(check("speedup"), quiet, CHECKS).outcome == "failed"
 
 
 def test_speedup_is_skipped_on_one_core(tmp_path: Path) -> None:

@@ -344,9 +344,17 @@ def test_the_plugin_records_serially_and_under_xdist(tmp_path: Path) -> None:
         output, _ = process.communicate(timeout=60)
         assert process.returncode == 1, f"{name}: {output.decode()}"  # one test fails
 
+    cpu: dict[str, float] = {}
     for name, workers, names in (("serial", 0, {"main"}), ("xdist", 2, {"gw0", "gw1"})):
         document = json.loads((tmp_path / f"{name}.json").read_text())
-        assert set(document) == {"format", "session_start", "session_finish", "workers", "tests"}
+        assert set(document) == {
+            "format", "session_start", "session_finish", "workers", "tests",
+            "session_cpu_s", "cores", "machine_cpu_s",
+        }  # fmt: skip
+        assert document["cores"] == os.cpu_count()
+        assert document["session_cpu_s"] > 0
+        assert document["machine_cpu_s"] > 0
+        cpu[name] = document["session_cpu_s"]
         assert document["workers"] == workers
         tests = {t["nodeid"].rsplit("::", 1)[1]: t for t in document["tests"]}
         assert {n: t["outcome"] for n, t in tests.items()} == {
@@ -362,3 +370,5 @@ def test_the_plugin_records_serially_and_under_xdist(tmp_path: Path) -> None:
             assert test["stop"] <= document["session_finish"]
             assert test["duration"] >= 0
         assert read_timing(tmp_path / f"{name}.json").workers == workers
+    # The xdist run's figure has its two workers' CPU time (each one starts pytest) in it.
+    assert cpu["xdist"] > cpu["serial"], cpu

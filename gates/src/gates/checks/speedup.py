@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from gates.engine.execution import GateContext, GateResult
 from gates.engine.pipeline import SPEEDUP_RUNS, Gate
@@ -33,6 +33,9 @@ def speedup(gate: Gate, ctx: GateContext) -> GateResult:
             runs[role] = read_timing(path)
         except TimingError as error:
             return GateResult("failed", summary=str(error))
+    busy = _busy_machine(runs)
+    if busy:
+        return GateResult("skipped", summary=busy)
     raw = gate.options.get("min_speedup", "auto")
     advice = advise(
         runs["serial"],
@@ -64,3 +67,22 @@ def _phase_cost(gate: Gate, ctx: GateContext, runs: Iterable[SuiteTiming]) -> fl
     )
     needed = sum(run.wall for run in runs)
     return round(spent / needed, 2) if spent and needed > 0 else None
+
+
+# Other work may take this share of the machine's CPU capacity during a timed run before a
+# wall-clock speedup stops meaning anything about the suite.
+BUSY_SHARE = 0.25
+
+
+def _busy_machine(runs: Mapping[str, SuiteTiming]) -> str:
+    """Why the speedup cannot be judged (other processes took much of the CPU while one of the
+    runs was timed), else ''."""
+    for role, run in runs.items():
+        share = run.others_share()
+        if share is not None and share > BUSY_SHARE:
+            return (
+                f"not judged: other work took {share:.0%} of the machine's {run.cores} cores "
+                f"during the {role} run (more than {BUSY_SHARE:.0%}), so its wall time says "
+                "little about the suite; run the phase again on a quiet machine"
+            )
+    return ""

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from gates.engine.history import Outcome
 from gates.errors import GatesError
+
+T = TypeVar("T")
 
 # -- the constants of the judgement -----------------------------------------------------------
 
@@ -96,6 +98,20 @@ class SuiteTiming:
     session_finish: float
     workers: int  # 0 = serial
     tests: tuple[TestTiming, ...]
+    # CPU seconds the whole machine and this session's processes used meanwhile, and the
+    # machine's CPUs; None when the report has no such figures (an older one, not Linux).
+    machine_cpu_s: float | None = None
+    session_cpu_s: float | None = None
+    cores: int | None = None
+
+    def others_share(self) -> float | None:
+        """The share of the machine's CPU capacity other work took during the session."""
+        if self.machine_cpu_s is None or self.session_cpu_s is None or not self.cores:
+            return None
+        if self.wall <= 0:
+            return None
+        others = max(0.0, self.machine_cpu_s - self.session_cpu_s)
+        return others / (self.wall * self.cores)
 
     @property
     def wall(self) -> float:
@@ -146,6 +162,11 @@ class SuiteTiming:
         return min(self.tests, key=lambda t: t.start)
 
 
+def _optional(document: dict[str, Any], key: str, kind: Callable[[Any], T]) -> T | None:
+    value = document.get(key)
+    return None if value is None else kind(value)
+
+
 def read_timing(path: Path) -> SuiteTiming:
     """Read a report of the `gates.pytest_plugins.timing` plugin; a missing or malformed one raises
     TimingError naming the file and what was wrong."""
@@ -172,6 +193,9 @@ def read_timing(path: Path) -> SuiteTiming:
             session_finish=float(document["session_finish"]),
             workers=int(document["workers"]),
             tests=tests,
+            machine_cpu_s=_optional(document, "machine_cpu_s", float),
+            session_cpu_s=_optional(document, "session_cpu_s", float),
+            cores=_optional(document, "cores", int),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise TimingError(
