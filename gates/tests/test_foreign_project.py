@@ -102,15 +102,21 @@ def test_init_run_status_and_rollback_in_a_foreign_project(
     green = git(project, "rev-parse", "HEAD").strip()
 
     first = run(project, "first")
-    assert outcomes(first) == {
+    judged = outcomes(first)
+    # Whether the speedup is judged depends on this machine's other work at the time.
+    speedup_outcome = judged.pop("unit/speedup")
+    assert judged == {
         "deps/lock": "passed",
         "deps/collect": "passed",
         "unit/serial": "passed",
         "unit/isolation": "passed",
-        "unit/speedup": "passed",
     }, [(g.key, r.summary, r.key_output[-8:]) for g, r in first.results]
     [speedup] = [r for g, r in first.results if g.key == "unit/speedup"]
-    assert speedup.summary.startswith("run serially"), speedup.summary  # 4 tiny tests
+    if speedup_outcome == "skipped":  # a busy machine: not judged
+        assert speedup.summary.startswith("not judged: other work took"), speedup.summary
+    else:
+        assert speedup_outcome == "passed"
+        assert speedup.summary.startswith("run serially"), speedup.summary  # 4 tiny tests
 
     for name, text in ORDER_DEPENDENT.items():
         (project / name).write_text(text)
