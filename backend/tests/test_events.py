@@ -116,8 +116,9 @@ async def test_subscribing_to_a_closed_bus_ends_at_once(app: FastAPI) -> None:
         assert await subscription.get() is None
 
 
-async def test_bad_last_event_id_is_422(admin: httpx.AsyncClient) -> None:
-    response = await admin.get("/api/v1/events", headers={"Last-Event-ID": "abc"})
+@pytest.mark.parametrize("last_event_id", ["abc", "-1", str(2**63)])
+async def test_bad_last_event_id_is_422(admin: httpx.AsyncClient, last_event_id: str) -> None:
+    response = await admin.get("/api/v1/events", headers={"Last-Event-ID": last_event_id})
     assert response.status_code == 422
     assert response.json()["error"]["details"]["fields"][0]["field"] == "Last-Event-ID"
 

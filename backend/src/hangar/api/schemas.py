@@ -29,6 +29,8 @@ def _utc(value: datetime) -> datetime:
 
 DnsLabel = Annotated[str, Field(max_length=63), AfterValidator(_dns_label)]
 UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
+# SQLite's integers are 64-bit: a larger id or offset is a 422, not an overflow in the database.
+MAX_INTEGER = 2**63 - 1
 
 
 class Input(BaseModel):

@@ -10,7 +10,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from hangar.api.auth import Reader
 from hangar.api.context import HangarDep
-from hangar.api.schemas import EventOut
+from hangar.api.schemas import MAX_INTEGER, EventOut
 from hangar.service.errors import InvalidInputError
 from hangar.service.events import EventRecord
 from hangar.service.machines import MachineService
@@ -63,16 +63,18 @@ async def stream_events(
     _: Reader,
     hangar: HangarDep,
     machine_id: Annotated[str | None, Query(max_length=64)] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_INTEGER)] = None,
     last_event_id: Annotated[str | None, Header(max_length=32)] = None,
 ) -> EventSourceResponse:
     if last_event_id is not None and last_event_id.strip():
         try:
             after = int(last_event_id)
         except ValueError:
+            after = -1
+        if not 0 <= after <= MAX_INTEGER:
             raise InvalidInputError(
                 "Last-Event-ID", f"must be an event id (an integer), not {last_event_id!r}"
-            ) from None
+            )
     return EventSourceResponse(
         event_stream(hangar.machines, after, machine_id),
         ping=hangar.settings.sse_heartbeat_seconds,
@@ -84,7 +86,7 @@ async def event_log(
     _: Reader,
     hangar: HangarDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_INTEGER)] = None,
     machine_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[EventOut]:
     events = await hangar.machines.list_events(limit=limit, before=before, machine_id=machine_id)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from hangar.api.auth import Admin, Reader
 from hangar.api.context import HangarDep
 from hangar.api.schemas import (
+    MAX_INTEGER,
     CloneIn,
     ConsoleOut,
     DiskAcceptedOut,
@@ -38,7 +39,7 @@ async def list_machines(
     _: Reader,
     hangar: HangarDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INTEGER)] = 0,
     provider: Annotated[str | None, Query(max_length=32)] = None,
     state: MachineState | None = None,
     name: Annotated[str | None, Query(max_length=63)] = None,
