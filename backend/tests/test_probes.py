@@ -117,6 +117,12 @@ async def test_static_files_and_history_fallback(ui_app: FastAPI) -> None:
         posted = await client.post("/machines")
         assert posted.status_code == 405
         assert posted.json()["error"]["code"] == "method_not_allowed"
+        # The UI takes every GET the API has no route for; a POST-only path of the API is a 405.
+        for path in ("/api/v1/auth/login", "/api/v1/machines/abc/start"):
+            got = await client.get(path)
+            assert got.status_code == 405, path
+            assert got.json()["error"]["code"] == "method_not_allowed"
+            assert got.headers["allow"] == "POST"
 
 
 async def test_without_frontend_dir_root_is_a_json_404(anonymous: httpx.AsyncClient) -> None:

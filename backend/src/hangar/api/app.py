@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 import hangar
 from hangar.api.context import Hangar
+from hangar.api.contract import install_contract
 from hangar.api.errors import install_error_handlers
 from hangar.api.middleware import RequestMetrics
 from hangar.api.routes import (
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
+    install_contract(app, ROUTERS)
     app.add_middleware(RequestMetrics, metrics=metrics)
     for router in ROUTERS:
         app.include_router(router)

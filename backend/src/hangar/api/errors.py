@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hangar.api.contract import declared_methods
 from hangar.service import errors
 
 log = logging.getLogger(__name__)
@@ -76,18 +77,36 @@ async def _hangar_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(status, exc.code, exc.message, exc.details, headers)
 
 
+def allowed_methods(request: Request) -> str:
+    """The `Allow` header of a 405: every method of the request's path.
+
+    Starlette names only the first route whose path matches, and a path such as
+    /api/v1/machines/{id} is several routes (GET, DELETE): the OpenAPI document knows them all.
+    The document's own page and the web UI's files are GET only."""
+    return ", ".join(
+        sorted(declared_methods(request.app.openapi(), request.url.path) or {"GET", "HEAD"})
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = CODE_OF_STATUS.get(exc.status_code, "error" if exc.status_code >= 500 else "bad_request")
+    status = exc.status_code
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     headers = dict(exc.headers) if exc.headers else None
-    if exc.status_code == 404 and message == "Not Found":
+    declared = declared_methods(request.app.openapi(), request.url.path)
+    if status == 404 and message == "Not Found" and declared and request.method not in declared:
+        # With the web UI mounted at `/`, a GET on a POST-only path of the API reaches the UI,
+        # which has no such file: the path exists, the method does not.
+        status = 405
+    code = CODE_OF_STATUS.get(status, "error" if status >= 500 else "bad_request")
+    if status == 404 and message == "Not Found":
         message = f"nothing at {request.url.path}; see docs/api.md for the paths of the API"
-    elif exc.status_code == 405:
-        allowed = (headers or {}).get("Allow") or (headers or {}).get("allow")
-        message = f"{request.method} is not allowed on {request.url.path}"
-        message += f"; allowed: {allowed}" if allowed else ""
-    return error_response(exc.status_code, code, message, headers=headers)
+    elif status == 405:
+        allowed = allowed_methods(request)
+        headers = {k: v for k, v in (headers or {}).items() if k.lower() != "allow"}
+        headers["Allow"] = allowed
+        message = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
+    return error_response(status, code, message, headers=headers)
 
 
 def _is_json(content_type: str) -> bool:

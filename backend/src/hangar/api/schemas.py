@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict, JsonValue
 
 from hangar.db.models import OperationStatus
+from hangar.providers.fake import FAULT_ACTIONS
+from hangar.providers.registry import FACTORIES
+from hangar.service.states import MachineState
+from hangar.service.users import Role
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DNS_LABEL_RULE = (
@@ -27,10 +33,15 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-DnsLabel = Annotated[str, Field(max_length=63), AfterValidator(_dns_label)]
-UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
+# The pattern is for the OpenAPI document; the validator gives the message that explains it.
+DnsLabel = Annotated[
+    str,
+    Field(max_length=63, json_schema_extra={"pattern": DNS_LABEL.pattern}),
+    AfterValidator(_dns_label),
+]
 # SQLite's integers are 64-bit: a larger id or offset is a 422, not an overflow in the database.
 MAX_INTEGER = 2**63 - 1
+UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class Input(BaseModel):
@@ -41,6 +52,13 @@ class Input(BaseModel):
 
 class Output(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+def one_of(values: Iterable[object]) -> JsonDict:
+    """A closed set as an enum in the OpenAPI document; the field keeps its own validation, so
+    that a value outside the set gets the API's message (e.g. which providers are enabled)."""
+    enum: list[JsonValue] = [str(value) for value in sorted(map(str, values))]
+    return {"enum": enum}
 
 
 # ---------------------------------------------------------------- auth
@@ -57,7 +75,7 @@ class PasswordChangeIn(Input):
 class UserOut(Output):
     id: str
     username: str
-    role: str
+    role: str = Field(json_schema_extra=one_of(Role))
 
 
 class SessionOut(BaseModel):
@@ -84,7 +102,13 @@ class TokenCreatedOut(TokenOut):
 # ---------------------------------------------------------------- machines
 class MachineIn(Input):
     name: DnsLabel
-    provider: str = Field(min_length=1, max_length=32)
+    provider: str = Field(
+        min_length=1,
+        max_length=32,
+        json_schema_extra=one_of(FACTORIES),
+        description="One of the known providers; which are enabled is the server's setting "
+        "(GET /api/v1/providers); a disabled one is a 422.",
+    )
     image: str = Field(min_length=1, max_length=200)
     cpus: int = Field(ge=1, le=8, strict=True)
     memory_mb: int = Field(ge=64, le=16384, strict=True)
@@ -102,7 +126,7 @@ class MachineOut(Output):
     image: str
     cpus: int
     memory_mb: int
-    state: str
+    state: str = Field(json_schema_extra=one_of(MachineState))
     endpoint: str | None
     details: dict[str, str] = Field(
         description="Where the provider put the machine, for people: e.g. a Proxmox guest's "
@@ -196,6 +220,6 @@ class ProviderOut(Output):
 
 
 class FaultIn(Input):
-    action: str = Field(min_length=1, max_length=64)
+    action: str = Field(min_length=1, max_length=64, json_schema_extra=one_of(FAULT_ACTIONS))
     message: str = Field(default="injected fault", min_length=1, max_length=1000)
     times: int = Field(default=1, ge=1, le=1000, strict=True)

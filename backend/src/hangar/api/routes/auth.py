@@ -6,13 +6,14 @@ from fastapi import APIRouter, Request, Response
 
 from hangar.api.auth import SESSION_COOKIE, Reader, Writer
 from hangar.api.context import HangarDep
+from hangar.api.contract import raises
 from hangar.api.schemas import LoginIn, PasswordChangeIn, SessionOut, UserOut
 from hangar.service.errors import NotAuthenticatedError, RateLimitedError
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
-@router.post("/login")
+@router.post("/login", responses=raises(401, 429))
 async def login(
     body: LoginIn, request: Request, response: Response, hangar: HangarDep
 ) -> SessionOut:

@@ -58,13 +58,26 @@ async def event_stream(
             last = live.id
 
 
-@router.get("")
+@router.get(
+    "",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events; each `data:` is an Event as JSON",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def stream_events(
     _: Reader,
     hangar: HangarDep,
     machine_id: Annotated[str | None, Query(max_length=64)] = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_INTEGER)] = None,
-    last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+    last_event_id: Annotated[
+        str | None,
+        # The pattern is for the document; the handler's check gives the message.
+        Header(max_length=32, json_schema_extra={"pattern": r"^\s*[0-9]+\s*$"}),
+    ] = None,
 ) -> EventSourceResponse:
     if last_event_id is not None and last_event_id.strip():
         try:

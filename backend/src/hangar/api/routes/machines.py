@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from hangar.api.auth import Admin, Reader
 from hangar.api.context import HangarDep
+from hangar.api.contract import raises
 from hangar.api.schemas import (
     MAX_INTEGER,
     CloneIn,
@@ -28,6 +29,10 @@ from hangar.api.schemas import (
 from hangar.service.states import MachineState
 
 router = APIRouter(prefix="/api/v1/machines", tags=["machines"])
+
+# Every change of a machine goes through the state machine: it may refuse, or be busy, or a name
+# may be taken; a provider may lack the capability (console too).
+CONFLICT = raises(409)
 
 
 def _accepted(operation: object) -> OperationAcceptedOut:
@@ -59,7 +64,7 @@ async def list_machines(
     )
 
 
-@router.post("", status_code=202)
+@router.post("", status_code=202, responses=CONFLICT)
 async def create_machine(body: MachineIn, _: Admin, hangar: HangarDep) -> MachineAcceptedOut:
     machine, operation = await hangar.machines.create_machine(
         name=body.name,
@@ -79,27 +84,27 @@ async def get_machine(machine_id: str, _: Reader, hangar: HangarDep) -> MachineO
     return MachineOut.model_validate(await hangar.machines.get_machine(machine_id))
 
 
-@router.delete("/{machine_id}", status_code=202)
+@router.delete("/{machine_id}", status_code=202, responses=CONFLICT)
 async def delete_machine(machine_id: str, _: Admin, hangar: HangarDep) -> OperationAcceptedOut:
     return _accepted(await hangar.machines.delete(machine_id))
 
 
-@router.post("/{machine_id}/start", status_code=202)
+@router.post("/{machine_id}/start", status_code=202, responses=CONFLICT)
 async def start_machine(machine_id: str, _: Admin, hangar: HangarDep) -> OperationAcceptedOut:
     return _accepted(await hangar.machines.start(machine_id))
 
 
-@router.post("/{machine_id}/stop", status_code=202)
+@router.post("/{machine_id}/stop", status_code=202, responses=CONFLICT)
 async def stop_machine(machine_id: str, _: Admin, hangar: HangarDep) -> OperationAcceptedOut:
     return _accepted(await hangar.machines.stop(machine_id))
 
 
-@router.post("/{machine_id}/restart", status_code=202)
+@router.post("/{machine_id}/restart", status_code=202, responses=CONFLICT)
 async def restart_machine(machine_id: str, _: Admin, hangar: HangarDep) -> OperationAcceptedOut:
     return _accepted(await hangar.machines.restart(machine_id))
 
 
-@router.post("/{machine_id}/clone", status_code=202)
+@router.post("/{machine_id}/clone", status_code=202, responses=CONFLICT)
 async def clone_machine(
     machine_id: str, body: CloneIn, _: Admin, hangar: HangarDep
 ) -> MachineAcceptedOut:
@@ -109,7 +114,7 @@ async def clone_machine(
     )
 
 
-@router.get("/{machine_id}/console")
+@router.get("/{machine_id}/console", responses=CONFLICT)
 async def console(
     machine_id: str,
     _: Reader,
@@ -137,7 +142,7 @@ async def list_disks(machine_id: str, _: Reader, hangar: HangarDep) -> list[Disk
     return [DiskOut.model_validate(d) for d in await hangar.machines.list_disks(machine_id)]
 
 
-@router.post("/{machine_id}/disks", status_code=202)
+@router.post("/{machine_id}/disks", status_code=202, responses=CONFLICT)
 async def create_disk(
     machine_id: str, body: DiskIn, _: Admin, hangar: HangarDep
 ) -> DiskAcceptedOut:
@@ -147,21 +152,21 @@ async def create_disk(
     )
 
 
-@router.post("/{machine_id}/disks/{disk_id}/attach", status_code=202)
+@router.post("/{machine_id}/disks/{disk_id}/attach", status_code=202, responses=CONFLICT)
 async def attach_disk(
     machine_id: str, disk_id: str, _: Admin, hangar: HangarDep
 ) -> OperationAcceptedOut:
     return _accepted(await hangar.machines.attach_disk(machine_id, disk_id))
 
 
-@router.post("/{machine_id}/disks/{disk_id}/detach", status_code=202)
+@router.post("/{machine_id}/disks/{disk_id}/detach", status_code=202, responses=CONFLICT)
 async def detach_disk(
     machine_id: str, disk_id: str, _: Admin, hangar: HangarDep
 ) -> OperationAcceptedOut:
     return _accepted(await hangar.machines.detach_disk(machine_id, disk_id))
 
 
-@router.delete("/{machine_id}/disks/{disk_id}", status_code=202)
+@router.delete("/{machine_id}/disks/{disk_id}", status_code=202, responses=CONFLICT)
 async def delete_disk(
     machine_id: str, disk_id: str, _: Admin, hangar: HangarDep
 ) -> OperationAcceptedOut:
@@ -175,7 +180,7 @@ async def list_snapshots(machine_id: str, _: Reader, hangar: HangarDep) -> list[
     return [SnapshotOut.model_validate(s) for s in snapshots]
 
 
-@router.post("/{machine_id}/snapshots", status_code=202)
+@router.post("/{machine_id}/snapshots", status_code=202, responses=CONFLICT)
 async def create_snapshot(
     machine_id: str, body: SnapshotIn, _: Admin, hangar: HangarDep
 ) -> SnapshotAcceptedOut:
@@ -186,14 +191,14 @@ async def create_snapshot(
     )
 
 
-@router.post("/{machine_id}/snapshots/{snapshot_id}/rollback", status_code=202)
+@router.post("/{machine_id}/snapshots/{snapshot_id}/rollback", status_code=202, responses=CONFLICT)
 async def rollback_snapshot(
     machine_id: str, snapshot_id: str, _: Admin, hangar: HangarDep
 ) -> OperationAcceptedOut:
     return _accepted(await hangar.machines.rollback_snapshot(machine_id, snapshot_id))
 
 
-@router.delete("/{machine_id}/snapshots/{snapshot_id}", status_code=202)
+@router.delete("/{machine_id}/snapshots/{snapshot_id}", status_code=202, responses=CONFLICT)
 async def delete_snapshot(
     machine_id: str, snapshot_id: str, _: Admin, hangar: HangarDep
 ) -> OperationAcceptedOut:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from hangar.api.context import HangarDep
+from hangar.api.contract import raises
 from hangar.api.errors import error_response
 from hangar.db.migrate import DatabaseNotMigratedError, check_current
 
@@ -18,7 +19,7 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", response_model=None)
+@router.get("/ready", response_model=None, responses=raises(503))
 async def ready(hangar: HangarDep) -> JSONResponse | dict[str, str]:
     try:
         await check_current(hangar.engine)
@@ -29,7 +30,7 @@ async def ready(hangar: HangarDep) -> JSONResponse | dict[str, str]:
     return {"status": "ready"}
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(hangar: HangarDep) -> Response:
     hangar.metrics.set_machine_counts(await hangar.machines.machine_counts())
     return Response(hangar.metrics.render(), media_type=CONTENT_TYPE_LATEST)
