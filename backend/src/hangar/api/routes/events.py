@@ -74,12 +74,12 @@ async def stream_events(
     machine_id: Annotated[str | None, Query(max_length=64)] = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_INTEGER)] = None,
     last_event_id: Annotated[
-        str | None,
-        # The pattern is for the document; the handler's check gives the message.
-        Header(max_length=32, json_schema_extra={"pattern": r"^\s*[0-9]+\s*$"}),
-    ] = None,
+        str,
+        # The pattern is for the document; the handler's check gives the message. Blank is none.
+        Header(max_length=32, json_schema_extra={"pattern": r"^\s*[0-9]*\s*$"}),
+    ] = "",
 ) -> EventSourceResponse:
-    if last_event_id is not None and last_event_id.strip():
+    if last_event_id.strip():
         try:
             after = int(last_event_id)
         except ValueError:
