@@ -75,8 +75,9 @@ async def stream_events(
     after: Annotated[int | None, Query(ge=0, le=MAX_INTEGER)] = None,
     last_event_id: Annotated[
         str,
-        # The pattern is for the document; the handler's check gives the message. Blank is none.
-        Header(max_length=32, json_schema_extra={"pattern": r"^\s*[0-9]*\s*$"}),
+        # The pattern is for the document (HTTP strips the blanks around a header value); the
+        # handler's check gives the message. Empty is none.
+        Header(max_length=32, json_schema_extra={"pattern": "^[0-9]*$"}),
     ] = "",
 ) -> EventSourceResponse:
     if last_event_id.strip():
