@@ -118,12 +118,20 @@ def run_gates(
 
 
 def _record(run: Run, gate: Gate, result: GateResult) -> Record:
+    shard = run.shard.label if run.shard is not None else ""
+    return gate_record(run.run_id, run.state, gate, result, shard)
+
+
+def gate_record(
+    run_id: str, state: TreeState, gate: Gate, result: GateResult, shard: str = ""
+) -> Record:
+    """The history record of one gate's result (`shard`: "I/N" for one shard's part)."""
     return Record(
-        run_id=run.run_id,
+        run_id=run_id,
         time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        commit=run.state.commit,
-        dirty=run.state.dirty,
-        diff_hash=run.state.diff_hash,
+        commit=state.commit,
+        dirty=state.dirty,
+        diff_hash=state.diff_hash,
         phase=gate.phase,
         gate=gate.name,
         outcome=result.outcome,
@@ -131,7 +139,7 @@ def _record(run: Run, gate: Gate, result: GateResult) -> Record:
         metrics=result.metrics,
         skips=result.skips,
         summary=result.summary,
-        shard=shard.label if (shard := run.shard) is not None else "",
+        shard=shard,
     )
 
 

@@ -14,14 +14,13 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from gates.engine.execution import GateResult
 from gates.engine.history import Outcome, Record
 from gates.engine.junit import TestReport
 from gates.engine.pipeline import Gate, Phase, Pipeline
-from gates.engine.runner import new_run_id
+from gates.engine.runner import gate_record, new_run_id
 from gates.git.repository import TreeState
 from gates.shards.results import MergeError, ShardResults, find_shards
 
@@ -234,21 +233,7 @@ def _other_gate(gate: Gate, parts: Sequence[tuple[ShardResults, Record | None]])
 
 
 def _record(merged: Merged, gate: Gate, result: GateResult) -> Record:
-    state = merged.state
-    return Record(
-        run_id=merged.run_id,
-        time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        commit=state.commit,
-        dirty=state.dirty,
-        diff_hash=state.diff_hash,
-        phase=gate.phase,
-        gate=gate.name,
-        outcome=result.outcome,
-        duration_s=round(result.duration_s, 3),
-        metrics=result.metrics,
-        skips=result.skips,
-        summary=result.summary,
-    )
+    return gate_record(merged.run_id, merged.state, gate, result)
 
 
 def _stem(gate: Gate) -> str:
