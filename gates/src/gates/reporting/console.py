@@ -79,10 +79,13 @@ class ConsoleReporter:
             for line in result.key_output:
                 self.console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
             if result.log is not None:
-                self.console.print(f"  full output: {result.log}", highlight=False)
+                self.console.print(f"  full output: {result.log}", highlight=False, soft_wrap=True)
         if run.failed:
             gate, result = run.failed[0]
-            self.console.print(f"\nNext: [bold]{result.next_command}[/]", highlight=False)
+            # A command and a path are copied whole: a log never folds them.
+            self.console.print(
+                f"\nNext: [bold]{result.next_command}[/]", highlight=False, soft_wrap=True
+            )
             self.console.print(
                 f"then resume with: [bold]gates run --from {gate.phase}[/]",
                 highlight=False,
