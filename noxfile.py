@@ -148,6 +148,23 @@ def pytest(session: nox.Session, *args: str, env: dict[str, str] | None = None) 
     session.run("pytest", *args, env={**bytecode, **(env or {})})
 
 
+# pytest-cov with [tool.coverage] of pyproject.toml: the project's packages, branches, and the
+# Python processes the tests start.
+COVERAGE = ["--cov", "--cov-report=term"]
+
+
+def coverage_file(session: nox.Session) -> dict[str, str]:
+    """Where the session's coverage data goes: COVERAGE_FILE when the caller set it (`gates run`
+    gives each gate its own, then combines them all), else the session's tmp dir."""
+    given = os.environ.get("COVERAGE_FILE")
+    return {"COVERAGE_FILE": given or str(Path(session.create_tmp()) / ".coverage")}
+
+
+# The unit sessions measure their own processes only (see [tool.coverage.run]): `_exit` stands
+# where e2e and integration have `subprocess`.
+UNIT_COVERAGE_PATCH = {"HANGAR_COVERAGE_PATCH": "_exit"}
+
+
 def unit_tests(session: nox.Session, *pytest_args: str) -> None:
     """The unit tests with coverage of the project's packages.
 
@@ -158,14 +175,9 @@ def unit_tests(session: nox.Session, *pytest_args: str) -> None:
     args = session.posargs or TEST_DIRS["unit"]
     shard = any(arg.startswith("--splits") for arg in args)
     whole_tier = set(TEST_DIRS["unit"]) <= set(args) and not shard
-    coverage = ["--cov", "--cov-report=term"] + (["--cov-fail-under=90"] if whole_tier else [])
-    pytest(
-        session,
-        *pytest_args,
-        *coverage,
-        *args,
-        env={"COVERAGE_FILE": str(Path(session.create_tmp()) / ".coverage")},
-    )
+    floor = ["--cov-fail-under=90"] if whole_tier else []
+    env = {**coverage_file(session), **UNIT_COVERAGE_PATCH}
+    pytest(session, *pytest_args, *COVERAGE, *floor, *args, env=env)
 
 
 @nox.session(python=PYTHONS, tags=["tests"])
@@ -195,7 +207,9 @@ def e2e(session: nox.Session) -> None:
         "no:randomly",
         "--output",
         "test-results/e2e",
+        *COVERAGE,
         *(session.posargs or TEST_DIRS["e2e"]),
+        env=coverage_file(session),
     )
 
 
@@ -204,7 +218,8 @@ def integration(session: nox.Session) -> None:
     """Integration tier: real QEMU guests, PostgreSQL; Proxmox VE, E2B, GitHub with credentials."""
     sync(session, "integration")
     provision(session, "integration")
-    pytest(session, "-p", "no:randomly", *(session.posargs or TEST_DIRS["integration"]))
+    tests = session.posargs or TEST_DIRS["integration"]
+    pytest(session, "-p", "no:randomly", *COVERAGE, *tests, env=coverage_file(session))
 
 
 @nox.session(python=DEFAULT_PYTHON, default=False)

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_projects_pipeline_is_valid_and_in_order() -> None:
     pipeline = Pipeline.load(ROOT)
-    assert pipeline.phase_names == ["deps", "static", "unit", "e2e", "integration", "bench"]
+    names = ["deps", "static", "unit", "e2e", "integration", "coverage", "bench"]
+    assert pipeline.phase_names == names
     deps = pipeline.phase("deps")
     assert [g.name for g in deps.gates] == ["lock", "sync", "provision", "collect"]
     assert deps.gates[0].target == ("uv", "lock", "--check")
@@ -26,13 +27,21 @@ def test_the_projects_pipeline_is_valid_and_in_order() -> None:
     assert unit.gates[2].options["min_speedup"] == "auto"
     assert ("unit", "speedup") in pipeline.green_gates()
     assert ("e2e", "e2e") not in pipeline.green_gates()
+    # The ratchet after every tier that measures, over the project's three packages.
+    assert pipeline.phase("coverage").gates[0].target == "coverage"
+    assert pipeline.coverage is not None
+    assert pipeline.coverage.packages == ("hangar", "gates", "testkit")
 
 
 def test_select_only_keeps_pipeline_order_and_from_resumes() -> None:
     pipeline = Pipeline.load(ROOT)
     assert [p.name for p in pipeline.select(["unit", "deps"])] == ["deps", "unit"]
-    assert [p.name for p in pipeline.select(start="integration")] == ["integration", "bench"]
-    assert len(pipeline.select()) == 6
+    assert [p.name for p in pipeline.select(start="integration")] == [
+        "integration",
+        "coverage",
+        "bench",
+    ]
+    assert len(pipeline.select()) == 7
     with pytest.raises(ConfigError, match="unknown phase 'nope'; phases are: deps, static"):
         pipeline.select(["nope"])
     with pytest.raises(ConfigError, match="either --only or --from"):

@@ -110,6 +110,8 @@ def execute(
     run_dir = shard_dir(runs, run_id, shard) if shard else runs / run_id
     ctx = context or GateContext(root=root, run_dir=run_dir, baseline=baseline)
     ctx.shard, ctx.durations, ctx.nox_envdir = shard, root / pipeline.durations, nox_envdir
+    if pipeline.coverage is not None:
+        ctx.coverage_variable = pipeline.coverage.variable
     if cores is not None:
         ctx.cpu_count = cores
     history = History(root / pipeline.history)
@@ -236,7 +238,11 @@ def merge_shards(
         root = root or find_root()
         pipeline = Pipeline.load(root)
         merged = merge(
-            [Path(d).resolve() for d in directories], pipeline, root / ".gates" / "runs", output
+            [Path(d).resolve() for d in directories],
+            pipeline,
+            root / ".gates" / "runs",
+            output,
+            history=History(root / pipeline.history),
         )
     except GatesError as error:
         _error(console, "merge refused", error)

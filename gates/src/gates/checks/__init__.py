@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from gates.checks.bench import bench
 from gates.checks.collect import categorization, collect
+from gates.checks.coverage import coverage
 from gates.checks.provision import provision
 from gates.checks.speedup import speedup
 from gates.engine.runner import Check
@@ -15,4 +16,5 @@ CHECKS: dict[str, Check] = {
     "categorization": categorization,
     "speedup": speedup,
     "bench": bench,
+    "coverage": coverage,
 }

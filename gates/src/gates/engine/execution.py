@@ -112,6 +112,8 @@ class GateContext:
     shard: Shard | None = None  # this run's part of the test gates (`--shard I/N`); None: all
     durations: Path | None = None  # the stored durations' directory, for the shards' split
     nox_envdir: Path | None = None  # nox's --envdir: side-by-side shards need their own
+    # The variable naming a command gate's coverage data file (COVERAGE_FILE); None: not measured.
+    coverage_variable: str | None = None
 
     def log_for(self, gate_key: str) -> Path:
         return self.run_dir / (gate_key.replace("/", "-") + ".log")

@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from gates.coverage.settings import CoverageSettings
 from gates.errors import ConfigError
 from gates.project import gates_table, supported_pythons
 from gates.tiers import Tiers
 
 GateKind = Literal["session", "run", "check"]
-CHECKS = ("provision", "collect", "categorization", "speedup", "bench")
+CHECKS = ("provision", "collect", "categorization", "speedup", "bench", "coverage")
 DEFAULT_HISTORY = ".gates/history.jsonl"
 # pytest-split's stored durations, one JSON file per tier (committed; `gates durations` refreshes).
 DEFAULT_DURATIONS = "test-durations"
@@ -101,6 +102,8 @@ class Pipeline:
     history: str = DEFAULT_HISTORY
     green_phases: tuple[str, ...] = ()
     durations: str = DEFAULT_DURATIONS
+    # `[tool.gates.coverage]`: every command gate measures into its own data file; None: off.
+    coverage: CoverageSettings | None = None
 
     @classmethod
     def load(cls, root: Path) -> Pipeline:
@@ -140,7 +143,14 @@ class Pipeline:
             raise ConfigError(
                 "[tool.gates] durations must be a directory relative to the project root"
             )
-        return cls(tuple(phases), history, tuple(green), durations)
+        raw_coverage = table.get("coverage")
+        coverage = CoverageSettings.from_table(raw_coverage) if raw_coverage is not None else None
+        if coverage is None and any(g.target == "coverage" for p in phases for g in p.gates):
+            raise ConfigError(
+                'a gate runs check = "coverage", which needs a [tool.gates.coverage] table '
+                'naming the measured packages: packages = ["mypkg"]'
+            )
+        return cls(tuple(phases), history, tuple(green), durations, coverage)
 
     @property
     def phase_names(self) -> list[str]:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
+from gates.coverage.figures import data_file
 from gates.engine.execution import GateContext, GateResult, nox_command, tail
 from gates.engine.history import History, Record
 from gates.engine.junit import TestReport
@@ -21,7 +24,11 @@ from gates.pytest_plugins import plugin
 from gates.pytest_plugins.timing import REPORT_VARIABLE as TIMING_VARIABLE
 
 SHARD_VARIABLE = "GATES_SHARD_REPORT"  # gates.pytest_plugins.shard's (it imports pytest)
-NO_TESTS_RAN = 5  # pytest's exit status when it ran nothing
+NO_TESTS_RAN = 5
+INHERITED_COVERAGE = (
+    "COVERAGE_PROCESS_CONFIG",
+    "COVERAGE_PROCESS_START",
+)  # pytest's exit status when it ran nothing
 
 # A built-in check: judges a gate from what the run has so far. The registry of them is passed
 # in (gates.checks.CHECKS), so the engine knows no check by name.
@@ -174,6 +181,12 @@ def _command(gate: Gate, ctx: GateContext) -> GateResult:
     timing = ctx.timing_for(gate.key)
     timing.unlink(missing_ok=True)
     environ = dict(ctx.environ)
+    if ctx.coverage_variable:
+        environ[ctx.coverage_variable] = str(_fresh_coverage_file(ctx, gate))
+        # The gate measures under its project's own configuration, never under that of a
+        # coverage.py that measures whoever started gates (its subprocess patch's variables).
+        for inherited in INHERITED_COVERAGE:
+            environ.pop(inherited, None)
     extra: list[str] = []
     if gate.junit:
         # Per-test outcomes from JUnit; per-test times and workers from the timing plugin,
@@ -220,6 +233,16 @@ def _command(gate: Gate, ctx: GateContext) -> GateResult:
         failures = report.failures() if report else []
         result.key_output = failures[:30] if failures else tail(log)
     return result
+
+
+def _fresh_coverage_file(ctx: GateContext, gate: Gate) -> Path:
+    """The gate's own coverage data file, in its own empty directory: the processes it starts
+    write their parallel files beside it, and nothing of an earlier try is combined."""
+    path = data_file(ctx.run_dir, gate.key)
+    if path.parent.exists():
+        shutil.rmtree(path.parent)
+    path.parent.mkdir(parents=True)
+    return path
 
 
 def _split(gate: Gate, ctx: GateContext, shard: Shard, environ: dict[str, str]) -> list[str]:

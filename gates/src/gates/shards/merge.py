@@ -4,24 +4,28 @@ Per test gate (a junit gate that runs in every shard), the per-test outcomes are
 shards' JUnit reports, and every test of the recorded collection must be among them: a test that
 no shard ran fails the gate, named. A `same_outcomes_as` gate (isolation) compares the merged
 outcomes of both gates. Any other gate takes its shards' worst outcome (failed, else passed, else
-skipped). The result carries the records for the project's history: the shards' own, tagged
+skipped), except the coverage check, which judges every shard's coverage data combined. The
+result carries the records for the project's history: the shards' own, tagged
 "I/N", and one whole record per gate.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gates.engine.execution import GateResult
-from gates.engine.history import Outcome, Record
+from gates.coverage.figures import data_files
+from gates.engine.execution import GateResult, real_shell
+from gates.engine.history import History, Outcome, Record
 from gates.engine.junit import TestReport
 from gates.engine.pipeline import Gate, Phase, Pipeline
 from gates.engine.runner import gate_record, new_run_id
 from gates.git.repository import TreeState
+from gates.ratchet import Ratchet, judge
 from gates.shards.results import MergeError, ShardResults, find_shards
 
 
@@ -43,7 +47,12 @@ class Merged:
 
 
 def merge(
-    directories: Sequence[Path], pipeline: Pipeline, runs: Path, output: Path | None = None
+    directories: Sequence[Path],
+    pipeline: Pipeline,
+    runs: Path,
+    output: Path | None = None,
+    *,
+    history: History | None = None,
 ) -> Merged:
     """Merge the shards' directories; write each test gate's merged JUnit into `output`
     (default: `<runs>/<run>/merged`).
@@ -79,6 +88,8 @@ def merge(
                 continue
             if gate.junit and gate.every_shard:
                 result = _test_gate(gate, parts, reports, output)
+            elif gate.kind == "check" and gate.target == "coverage" and history is not None:
+                result = _coverage_gate(gate, shards, pipeline, history, runs.parents[1], output)
             else:
                 result = _other_gate(gate, parts)
             result.metrics["shards"] = len(shards)
@@ -211,6 +222,28 @@ def _test_gate(
         result.outcome = "failed"
         result.summary = "; ".join([*problems, result.summary])
     return result
+
+
+def _coverage_gate(
+    gate: Gate,
+    shards: Sequence[ShardResults],
+    pipeline: Pipeline,
+    history: History,
+    root: Path,
+    output: Path,
+) -> GateResult:
+    """The coverage ratchet over every shard's data together (a shard only measured its part)."""
+    if pipeline.coverage is None:  # pragma: no cover - the pipeline refuses such a gate
+        return GateResult("failed", summary="no [tool.gates.coverage] table")
+    return judge(
+        gate,
+        Ratchet(root, pipeline.coverage, history),
+        data_files(s.directory for s in shards),
+        required=pipeline.green_gates(),
+        shell=real_shell,
+        log=output / f"{_stem(gate)}.log",
+        environ=os.environ,
+    )
 
 
 def _other_gate(gate: Gate, parts: Sequence[tuple[ShardResults, Record | None]]) -> GateResult:
