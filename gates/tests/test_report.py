@@ -102,6 +102,18 @@ def bench_metrics(factor: float, threshold: float = 0.1) -> dict[str, Any]:
     }
 
 
+def coverage_metrics(total: float, baseline: str) -> dict[str, Any]:
+    """What the coverage check records: the total and each package's figure."""
+    metrics: dict[str, Any] = {
+        "total": total,
+        "packages": {"demo": total + 1, "tools": total - 3},
+        "files": {"demo/app.py": [90, 10]},
+        "floor": 90.0,
+        "sources": ["unit-serial"],
+    }
+    return {**metrics, "baseline": baseline} if baseline else metrics
+
+
 def speedup_metrics(speedup: float) -> dict[str, Any]:
     return {
         "cores": 2,
@@ -151,6 +163,7 @@ def write_history(root: Path) -> None:
             ("unit", "serial", "passed", {}),
             ("unit", "speedup", "passed", {"metrics": speedup_metrics(1.4)}),
             ("e2e", "e2e", "failed", {"summary": "2 failed & more"}),
+            ("coverage", "ratchet", "passed", {"metrics": coverage_metrics(91.5, "")}),
             ("bench", "compare", "passed", {"metrics": bench_metrics(1.02)}),
         ],
     )
@@ -180,6 +193,7 @@ def write_history(root: Path) -> None:
             ("unit", "serial", "passed", {"skips": skips}),
             ("unit", "speedup", "passed", {"metrics": speedup_metrics(1.5)}),
             ("e2e", "e2e", "skipped", {}),
+            ("coverage", "ratchet", "passed", {"metrics": coverage_metrics(90.25, C1)}),
             ("bench", "compare", "passed", {"metrics": bench_metrics(1.05)}),
         ],
     )
@@ -243,6 +257,7 @@ def test_every_chart_is_an_svg_that_draws(tmp_path: Path) -> None:
     names = sorted(path.name for path in charts)
     assert names == [
         "chart-bench.svg",
+        "chart-coverage.svg",
         "chart-durations.svg",
         "chart-outcomes.svg",
         "chart-soak-20261121T100000Z-aaaaaa.svg",
@@ -271,6 +286,12 @@ def test_the_page_shows_every_section(written: tuple[Path, str]) -> None:
         assert f">{name}</td>" in html
     assert "bench/test_new.py::test_brand_new" in html  # only on one side
     assert "Latest: <strong>1.5\N{MULTIPLICATION SIGN}</strong> with 2 workers" in html
+    # Coverage: the latest judgement per package beside the run before, and its basis.
+    assert "total\n  <strong>90.25 %</strong>" in html
+    assert f"against the green commit <code>{C1[:7]}</code> (floor 90 %)" in html
+    assert '<td class="mono">demo</td><td class="num">91.25 %</td>' in html
+    assert '<td class="num">92.50 %</td>' in html  # demo in the run before
+    assert '<td class="mono">tools</td><td class="num">87.25 %</td>' in html
     assert "e2e.test_login::test_sign_in</td>" in html
     assert "e2e.test_login::test_sign_out[--&gt;]</td>" in html
     assert "e2e.test_money::test_total[$x$]</td>" in html

@@ -20,6 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from gates.files import write_atomic
 from gates.reporting.html.model import (
     BenchRun,
+    CoverageRun,
     OutcomeGrid,
     PhaseTime,
     SpeedupRun,
@@ -351,3 +352,32 @@ def soak_chart(soak: StoredSoak, directory: Path) -> Chart:
     )
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in soak.run_id)
     return Chart(_save(figure, directory, f"soak-{safe}"), f"Failures per test, soak {soak.tier}")
+
+
+def coverage_chart(runs: Sequence[CoverageRun], directory: Path) -> Chart:
+    """The combined total and each package's coverage per run, with the floor."""
+    figure = Figure(figsize=(12, 4.2), layout="constrained")
+    axes = figure.subplots()
+    xs = list(range(len(runs)))
+    axes.plot(xs, [r.total for r in runs], color="#212121", linewidth=2, marker="o", label="total")
+    packages = list(dict.fromkeys(name for r in runs for name in r.packages))
+    for name in packages:
+        points = [(i, r.packages[name]) for i, r in enumerate(runs) if name in r.packages]
+        axes.plot([i for i, _ in points], [v for _, v in points], marker=".", linewidth=1,
+                  label=name)  # fmt: skip
+    floors = [(i, r.floor) for i, r in enumerate(runs) if r.floor is not None]
+    if floors:
+        _level(axes, [i for i, _ in floors], [f for _, f in floors], color=COLORS["failed"],
+               linestyle="--", label="floor")  # fmt: skip
+    failed = [(i, r.total) for i, r in enumerate(runs) if r.record.outcome == "failed"]
+    if failed:
+        axes.scatter([i for i, _ in failed], [v for _, v in failed], color=COLORS["failed"],
+                     zorder=3, label="gate failed")  # fmt: skip
+    values = [r.total for r in runs] + [v for r in runs for v in r.packages.values()]
+    _pad(axes, min(values + [f for _, f in floors]), 100.0)
+    axes.set_ylabel("covered lines and branches, %")
+    axes.set_title("Coverage, all tiers combined")
+    axes.legend(fontsize=8, loc="lower left", frameon=True)
+    _run_ticks(axes, [r.label for r in runs])
+    figure.supxlabel("coverage gate run (time UTC, commit)")
+    return Chart(_save(figure, directory, "coverage"), "Coverage per run: total and per package")

@@ -275,6 +275,48 @@ def speedup_runs(records: Sequence[Record], keys: set[tuple[str, str]]) -> list[
 
 
 @dataclass(frozen=True)
+class CoverageRun:
+    """One judgement of the coverage check: the combined total and each package's figure."""
+
+    record: Record
+    total: float
+    packages: dict[str, float]
+    floor: float | None
+    baseline: str  # the green commit it was judged against; "" when only against the floor
+
+    @property
+    def label(self) -> str:
+        return run_label(self.record)
+
+
+def coverage_runs(records: Sequence[Record], keys: set[tuple[str, str]]) -> list[CoverageRun]:
+    """The coverage check's figures, oldest first (a skip or a failure to combine has none)."""
+    found = []
+    for record in records:
+        if (record.phase, record.gate) not in keys:
+            continue
+        total = _number(record.metrics.get("total"))
+        if total is None:
+            continue
+        raw = record.metrics.get("packages")
+        packages = {}
+        for name, value in raw.items() if isinstance(raw, Mapping) else []:
+            number = _number(value)
+            if number is not None:
+                packages[str(name)] = number
+        found.append(
+            CoverageRun(
+                record,
+                total,
+                packages,
+                floor=_number(record.metrics.get("floor")),
+                baseline=str(record.metrics.get("baseline", "")),
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True)
 class Skip:
     gate: str
     record: Record

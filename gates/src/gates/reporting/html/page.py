@@ -28,6 +28,7 @@ from gates.reporting.html.charts import (
     COLORS,
     Chart,
     bench_chart,
+    coverage_chart,
     duration_chart,
     outcome_chart,
     soak_chart,
@@ -35,12 +36,14 @@ from gates.reporting.html.charts import (
 )
 from gates.reporting.html.model import (
     BenchRun,
+    CoverageRun,
     OutcomeGrid,
     PhaseTime,
     Run,
     Skip,
     SpeedupRun,
     bench_runs,
+    coverage_runs,
     group_runs,
     latest_skips,
     outcome_grid,
@@ -78,6 +81,7 @@ class Report:
     phase_times: list[PhaseTime]
     bench: list[BenchRun]
     speedup: list[SpeedupRun]
+    coverage: list[CoverageRun]
     soaks: list[StoredSoak]
     skips: list[Skip]
     charts: dict[str, Chart] = field(default_factory=dict)
@@ -115,6 +119,7 @@ def collect(root: Path, *, commits: int = DEFAULT_COMMITS, now: datetime | None 
         phase_times=phase_times(runs),
         bench=bench_runs(records, keys("bench", ("bench", "compare")))[-MAX_RUNS:],
         speedup=speedup_runs(records, keys("speedup", ("unit", "speedup")))[-MAX_RUNS:],
+        coverage=coverage_runs(records, keys("coverage", ("coverage", "ratchet")))[-MAX_RUNS:],
         soaks=stored_soaks(root / SOAK_DIR, MAX_SOAKS),
         skips=latest_skips(records, gate_order),
     )
@@ -146,6 +151,8 @@ def draw(report: Report, directory: Path) -> dict[str, Chart]:
             charts["bench"] = bench_chart(report.bench, directory)
         if report.speedup:
             charts["speedup"] = speedup_chart(report.speedup, directory)
+        if report.coverage:
+            charts["coverage"] = coverage_chart(report.coverage, directory)
         for soak in report.soaks:
             if soak.failing:
                 charts[f"soak:{soak.run_id}"] = soak_chart(soak, directory)
