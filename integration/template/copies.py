@@ -20,6 +20,8 @@ FOREIGN = (
     "PYTHONPATH",
     "PYTHONPYCACHEPREFIX",
     "COVERAGE_FILE",
+    "COVERAGE_PROCESS_CONFIG",  # coverage.py's subprocess patch, which measures this tier
+    "COVERAGE_PROCESS_START",
 )
 IDENTITY = ("-c", "user.name=Template Test", "-c", "user.email=template@example.invalid")
 # This run's settings a copy gets under its own prefix: how the tiers find and install their tools.
