@@ -64,6 +64,8 @@ def _github_reporter(
     """`--github` forces reporting, None turns it on when Actions' variables are all set."""
     if enabled is False:
         return None
+    if enabled is None and not (environ.get("GITHUB_TOKEN") and environ.get("GITHUB_REPOSITORY")):
+        return None  # not on Actions: PyGithub (half a second to import) is not needed
     from gates.reporting.github import GitHubReporter, Target
 
     target = Target.from_environment(environ)
