@@ -107,7 +107,8 @@ def make_run(tmp_path: Path) -> Iterator[Any]:
 def test_a_run_killed_with_kill_9_leaves_nothing(make_run: Any, tmp_path: Path) -> None:
     run = make_run()
     made = run.wait_ready()
-    assert len(run.leftovers()) == 6  # 3 processes, the reaper, the tagged dir, the journal
+    # 3 processes, the reaper (once its exec is done), the tagged dir, the journal
+    wait_until(run.leftovers, until=lambda left: len(left) == 6, what="all of the run", timeout=10)
     assert runs.read_cmdline(made["reaper"]) is not None
 
     os.killpg(run.process.pid, signal.SIGKILL)  # the run's whole process group
@@ -146,7 +147,13 @@ def test_the_reaper_is_started_once_per_process_in_a_session_of_its_own() -> Non
     assert runs.start_reaper() is reaper
     assert os.getsid(reaper.pid) == reaper.pid  # a kill -9 of our process group spares it
     assert runs.journal_dir(runs.RUN_ID).is_dir()
-    argv = runs.read_cmdline(reaper.pid)
+    argv = wait_until(  # until its exec is done, a child's command line is not yet its own
+        lambda: runs.read_cmdline(reaper.pid),
+        until=lambda argv: argv is not None and argv[-2:] == ("testkit.reaper", runs.RUN_ID),
+        what=f"the reaper pid {reaper.pid} to run",
+        timeout=10,
+        interval=0.01,
+    )
     assert argv is not None
     assert argv[-3:] == ("-m", "testkit.reaper", runs.RUN_ID)
     assert runs.runs_of(reaper.pid) == frozenset()  # no sweeper takes it for a run's process

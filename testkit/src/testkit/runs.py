@@ -426,12 +426,16 @@ def start_reaper() -> Reaper:
             return _reaper
         journal_dir(RUN_ID).mkdir(exist_ok=True)
         environment = {key: value for key, value in os.environ.items() if key != ENV_TAG}
+        # Our temp dir as we found it (the e2e tier points TMPDIR elsewhere later): the reaper
+        # must look in the same roots.
+        environment["TMPDIR"] = str(TEMP_ROOTS[0])
         process = subprocess.Popen(
             [sys.executable, "-m", "testkit.reaper", RUN_ID],
             stdin=subprocess.PIPE,  # its write end is ours alone (not inherited across exec)
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=environment,
+            cwd="/",  # holds no dir of ours open
             start_new_session=True,
         )
         _reaper = Reaper(process, os.getpid())
