@@ -1,6 +1,6 @@
 """Fixtures of the template's end-to-end tests: one scratch template per run, made of this
 checkout's working tree (so what is tested is what is here, committed or not), in a dir tagged
-with the run (`testkit.runs`), removed at the end, swept by the next run if this one is killed."""
+with the run (`testkit.runs`), removed at the end, and by the run's reaper if the run is killed."""
 
 from __future__ import annotations
 
