@@ -56,9 +56,12 @@ from testkit.waiting import wait_until
 
 __all__ = [
     "ENV_TAG",
+    "JOURNAL",
     "RUN_ID",
+    "RUN_ID_PATTERN",
     "RUN_TAG",
     "SOCKET_ROOT",
+    "TAG_IN_TEXT",
     "TEMP_ROOTS",
     "TEST_PREFIX",
     "Reaper",
