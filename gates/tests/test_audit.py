@@ -72,10 +72,15 @@ class ScriptedAudit:
         return self.status
 
 
-def run(tmp_path: Path, shell: ScriptedAudit, ci: bool = False, **options: Any) -> GateResult:
-    ctx = GateContext(
-        root=tmp_path, run_dir=tmp_path / "run", shell=shell, environ={"CI": "true"} if ci else {}
-    )
+def run(
+    tmp_path: Path,
+    shell: ScriptedAudit,
+    ci: bool = False,
+    environ: dict[str, str] | None = None,
+    **options: Any,
+) -> GateResult:
+    environ = {**(environ or {}), **({"CI": "true"} if ci else {})}
+    ctx = GateContext(root=tmp_path, run_dir=tmp_path / "run", shell=shell, environ=environ)
     return CHECKS["audit"](Gate("deps", "audit", "check", "audit", options=options), ctx)
 
 
@@ -239,6 +244,24 @@ def test_the_lock_is_audited_as_written_against_the_named_service(tmp_path: Path
     )
     assert "--service-url" not in default
     assert named[-2:] == ["--service-url", "http://127.0.0.1:9/"]
+
+
+def test_the_service_variable_wins_over_the_gate_and_the_verdict_names_the_service(
+    tmp_path: Path,
+) -> None:
+    shell = ScriptedAudit(report(), status=0)
+    mirror = {"GATES_AUDIT_SERVICE_URL": "http://osv.mirror.example/"}
+    result = run(tmp_path, shell, environ=mirror, service_url="http://127.0.0.1:9/")
+    assert shell.calls[0][-2:] == ["--service-url", "http://osv.mirror.example/"]
+    assert result.summary == (
+        "no known vulnerabilities in 3 locked packages (service http://osv.mirror.example/)"
+    )
+    bad = run(tmp_path, shell, environ={"GATES_AUDIT_SERVICE_URL": "osv.mirror.example"})
+    assert (bad.outcome, bad.summary) == (
+        "failed",
+        "GATES_AUDIT_SERVICE_URL must be an http(s) URL of an OSV API, e.g. https://api.osv.dev/",
+    )
+    assert len(shell.calls) == 1  # the bad one never ran uv
 
 
 def test_only_this_attempts_output_is_read(tmp_path: Path) -> None:

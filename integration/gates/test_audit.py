@@ -114,7 +114,7 @@ def test_a_known_vulnerable_pin_fails_naming_the_advisory_and_the_fixed_version(
     result = audit(scratch, tmp_path / "run", environ, service_url=url)
     assert (result.outcome, result.summary) == (
         "failed",
-        "1 known vulnerabilities in 1 locked packages",
+        f"1 known vulnerabilities in 1 locked packages (service {url})",
     ), result.key_output
     assert result.key_output == [JINJA_LINE]
     assert result.next_command.startswith("uv lock --upgrade-package")
@@ -128,7 +128,10 @@ def test_an_advisory_ignored_by_an_alias_passes_and_is_still_listed(
     _, url = osv
     result = audit(scratch, tmp_path / "run", environ, service_url=url, ignore=["PYSEC-2019-217"])
     assert (result.outcome, result.key_output) == ("passed", [f"ignored: {JINJA_LINE}"])
-    assert result.summary == "no known vulnerabilities in 2 locked packages (1 ignored)"
+    assert (
+        result.summary
+        == f"no known vulnerabilities in 2 locked packages (1 ignored) (service {url})"
+    )
 
 
 def test_an_unreachable_service_skips_on_a_persons_machine_and_fails_under_ci(

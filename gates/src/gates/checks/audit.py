@@ -37,6 +37,9 @@ URL_IN_ERROR = re.compile(r"for url \(([^)\s]+)\)")
 # What an uv older than `uv audit` says, and how a person gets a newer one.
 NO_AUDIT_MARK = "unrecognized subcommand 'audit'"
 UV_UPGRADE = "uv self update  # or: curl -LsSf https://astral.sh/uv/install.sh | sh"
+# Another OSV service for every gate on this machine or CI (a mirror, or a test's fake), without
+# editing the pipeline; the gate's summary then names it.
+SERVICE_VARIABLE = "GATES_AUDIT_SERVICE_URL"
 SHOWN = 30  # lines of findings or statuses shown before "… and N more"
 
 
@@ -120,8 +123,10 @@ def _first(lines: list[str], shown: int = SHOWN) -> list[str]:
     return lines[:shown] + ([f"… and {more} more"] if more > 0 else [])
 
 
-def verdict(audit: Audit) -> GateResult:
-    """Fail on any finding that is not ignored; otherwise pass with the count."""
+def verdict(audit: Audit, service_url: str = "") -> GateResult:
+    """Fail on any finding that is not ignored; otherwise pass with the count. A service other
+    than uv's default is named in the summary: a verdict says whose database it is."""
+    against = f" (service {service_url})" if service_url else ""
     metrics = {
         "audited": audit.audited,
         "vulnerabilities": len(audit.findings),
@@ -133,7 +138,8 @@ def verdict(audit: Audit) -> GateResult:
         packages = len({(f.package, f.version) for f in audit.findings})
         return GateResult(
             "failed",
-            summary=f"{len(audit.findings)} known vulnerabilities in {packages} locked packages",
+            summary=f"{len(audit.findings)} known vulnerabilities in {packages} locked packages"
+            + against,
             metrics=metrics,
             key_output=_first([f.line() for f in audit.findings]) + notes,
             next_command="uv lock --upgrade-package NAME  # to a fixed version",
@@ -141,7 +147,7 @@ def verdict(audit: Audit) -> GateResult:
     ignored = f" ({len(audit.ignored)} ignored)" if audit.ignored else ""
     return GateResult(
         "passed",
-        summary=f"no known vulnerabilities in {audit.audited} locked packages{ignored}",
+        summary=f"no known vulnerabilities in {audit.audited} locked packages{ignored}{against}",
         metrics=metrics,
         key_output=notes,
     )
@@ -186,19 +192,20 @@ def report_in(text: str) -> object:
         return None
 
 
-def options(gate: Gate) -> tuple[list[str], str]:
-    """The gate's `ignore` list and `service_url`, checked (the pipeline checks them too)."""
+def options(gate: Gate, environ: Mapping[str, str] | None = None) -> tuple[list[str], str]:
+    """The gate's `ignore` list and `service_url` (GATES_AUDIT_SERVICE_URL, when set, wins),
+    checked (the pipeline checks the gate's own too)."""
     ignore = gate.options.get("ignore", [])
     if not isinstance(ignore, list) or not all(isinstance(i, str) and i for i in ignore):
         raise ValueError(
             f'gate {gate.key}: `ignore` must be a list of advisory ids, e.g. ["GHSA-…"]'
         )
     url = gate.options.get("service_url", "")
+    where = f"gate {gate.key}: `service_url`"
+    if environ and environ.get(SERVICE_VARIABLE):
+        url, where = environ[SERVICE_VARIABLE], SERVICE_VARIABLE
     if not isinstance(url, str) or (url and urlsplit(url).scheme not in {"http", "https"}):
-        raise ValueError(
-            f"gate {gate.key}: `service_url` must be an http(s) URL of an OSV API, "
-            f"e.g. https://api.osv.dev/"
-        )
+        raise ValueError(f"{where} must be an http(s) URL of an OSV API, e.g. https://api.osv.dev/")
     return ignore, url
 
 
@@ -214,7 +221,7 @@ def command(service_url: str = "") -> list[str]:
 def audit(gate: Gate, ctx: GateContext) -> GateResult:
     """Run `uv audit` over the lock and judge its report."""
     try:
-        ignore, service_url = options(gate)
+        ignore, service_url = options(gate, ctx.environ)
     except ValueError as bad:
         return GateResult("failed", summary=str(bad))
     log = ctx.log_for(gate.key)
@@ -236,7 +243,7 @@ def audit(gate: Gate, ctx: GateContext) -> GateResult:
             key_output=tail(log),
         )
     try:
-        return verdict(read_report(report, ignore))
+        return verdict(read_report(report, ignore), service_url)
     except AuditError as bad:
         return GateResult("failed", summary=str(bad), key_output=tail(log))
 
