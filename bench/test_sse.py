@@ -5,44 +5,26 @@ What a round times: `POST /api/v1/machines` (not started) until every one of the
 received that machine's last event of the create (`… is stopped`). Every event of the create
 (provisioning, the operation, stopped) goes through the fan-out to all 50 streams, so the figure
 is what a dashboard with 50 open tabs waits for. The next round starts with the streams idle.
+The server is conftest.py's `server` (one per module; no fake latency here).
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from testkit.runs import RUN_TAG
-from testkit.server import LiveServer, ServerStartError
+from testkit.server import LiveServer
 
 CLIENTS = 50
 ROUND_TIMEOUT_S = 30.0
 Measure = Callable[..., Any]  # the `measure` fixture of conftest.py
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One backend process for the module, stopped by PID (also when the run is interrupted)."""
-    data_dir = tmp_path_factory.mktemp(f"{RUN_TAG}-sse")  # tagged: swept if the run is killed
-    live = LiveServer(data_dir=data_dir, fake_latency_s=0.0)
-    atexit.register(live.stop)
-    try:
-        live.start()
-    except ServerStartError as error:
-        pytest.fail(str(error), pytrace=False)
-    try:
-        yield live
-    finally:
-        live.stop()
 
 
 class Streams:
