@@ -39,6 +39,7 @@ from testkit.load import (
     delivery_faults,
     latency_figures,
     machine_description,
+    open_clients,
     open_loop,
     until,
     write_report,
@@ -96,38 +97,14 @@ async def open_streams(
 ) -> AsyncIterator[list[Stream]]:
     """`CLIENTS` streams, each on its own connection, all open on entry; closed on the way out."""
     streams = [Stream() for _ in range(CLIENTS)]
-    clients = [
-        httpx.AsyncClient(base_url=server.url, cookies=cookies, timeout=REQUEST_TIMEOUT_S)
-        for _ in range(CLIENTS)
-    ]
-    opened = 0
 
-    def one_more() -> None:
-        nonlocal opened
-        opened += 1
+    async def listen(index: int, client: httpx.AsyncClient, opened: Callable[[], None]) -> None:
+        await streams[index].listen(client, after, opened)
 
-    listeners = [
-        asyncio.ensure_future(stream.listen(client, after, one_more))
-        for stream, client in zip(streams, clients, strict=True)
-    ]
-    try:
-        await until(
-            lambda: opened == CLIENTS or any(listener.done() for listener in listeners),
-            what=f"{CLIENTS} event streams to open",
-            timeout=SETTLE_TIMEOUT_S,
-            seen=lambda: f"{opened} open",
-        )
-        for listener in listeners:
-            if listener.done():  # a stream that ended early: show why
-                listener.result()
-                raise AssertionError("an event stream ended right after it opened")
+    async with open_clients(
+        CLIENTS, listen, base_url=server.url, cookies=cookies, timeout_s=REQUEST_TIMEOUT_S
+    ):
         yield streams
-    finally:
-        for listener in listeners:
-            listener.cancel()
-        await asyncio.gather(*listeners, return_exceptions=True)
-        for client in clients:
-            await client.aclose()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from testkit.load import open_clients
 from testkit.server import LiveServer
 
 CLIENTS = 50
@@ -34,8 +35,6 @@ class Streams:
     def __init__(self) -> None:
         self.arrived: dict[str, int] = {}
         self.done: dict[str, asyncio.Future[None]] = {}
-        self.connected = 0
-        self.all_connected = asyncio.Event()
 
     def future(self, machine_id: str) -> asyncio.Future[None]:
         future = self.done.setdefault(machine_id, asyncio.get_running_loop().create_future())
@@ -48,12 +47,10 @@ class Streams:
         if self.arrived[machine_id] >= CLIENTS:
             self.future(machine_id)
 
-    async def listen(self, client: httpx.AsyncClient) -> None:
+    async def listen(self, client: httpx.AsyncClient, opened: Callable[[], None]) -> None:
         async with client.stream("GET", "/api/v1/events") as response:
             assert response.status_code == 200, await response.aread()
-            self.connected += 1
-            if self.connected == CLIENTS:
-                self.all_connected.set()
+            opened()
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
                     continue
@@ -66,25 +63,14 @@ class Streams:
 async def open_streams(server: LiveServer, cookies: httpx.Cookies) -> AsyncIterator[Streams]:
     """Open the streams, each on its own connection, and close them all on the way out."""
     streams = Streams()
-    clients = [
-        httpx.AsyncClient(base_url=server.url, cookies=cookies, timeout=ROUND_TIMEOUT_S)
-        for _ in range(CLIENTS)
-    ]
-    listeners = [asyncio.ensure_future(streams.listen(client)) for client in clients]
-    try:
-        waiting = asyncio.ensure_future(streams.all_connected.wait())
-        await asyncio.wait([waiting, *listeners], return_when=asyncio.FIRST_COMPLETED)
-        for listener in listeners:
-            if listener.done():  # a stream that ended before all were open: show why
-                listener.result()
-                raise AssertionError("an event stream ended right after it opened")
+
+    async def listen(_: int, client: httpx.AsyncClient, opened: Callable[[], None]) -> None:
+        await streams.listen(client, opened)
+
+    async with open_clients(
+        CLIENTS, listen, base_url=server.url, cookies=cookies, timeout_s=ROUND_TIMEOUT_S
+    ):
         yield streams
-    finally:
-        for listener in listeners:
-            listener.cancel()
-        await asyncio.gather(*listeners, return_exceptions=True)
-        for client in clients:
-            await client.aclose()
 
 
 def test_sse_fan_out_http(

@@ -7,8 +7,10 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from testkit.load import (
@@ -17,6 +19,7 @@ from testkit.load import (
     delivery_faults,
     latency_figures,
     nearest_rank,
+    open_clients,
     open_loop,
     until,
     write_report,
@@ -162,3 +165,48 @@ def test_cpu_seconds_counts_this_process_work() -> None:
 def test_write_report_makes_the_directory(tmp_path: Path) -> None:
     path = write_report(tmp_path / "load" / "x.json", {"requests": {"errors": 0}})
     assert json.loads(path.read_text()) == {"requests": {"errors": 0}}
+
+
+def test_open_clients_enters_once_all_opened_and_closes_them_all() -> None:
+    """No network: each listener says it opened and then waits, as a stream does."""
+    seen: list[tuple[int, httpx.AsyncClient]] = []
+    cancelled: list[int] = []
+
+    async def listen(index: int, client: httpx.AsyncClient, opened: Callable[[], None]) -> None:
+        seen.append((index, client))
+        opened()
+        try:
+            await asyncio.sleep(GUARD_S)
+        except asyncio.CancelledError:
+            cancelled.append(index)
+            raise
+
+    async def scenario() -> int:
+        cookies = httpx.Cookies({"session": "s"})
+        async with open_clients(
+            3, listen, base_url="http://127.0.0.1:9", cookies=cookies, timeout_s=GUARD_S
+        ):
+            return len(seen)
+
+    assert asyncio.run(scenario()) == 3
+    assert sorted(index for index, _ in seen) == [0, 1, 2]
+    assert len({id(client) for _, client in seen}) == 3  # a connection pool each
+    assert all(client.is_closed for _, client in seen)
+    assert sorted(cancelled) == [0, 1, 2]
+
+
+def test_open_clients_fails_with_the_error_of_a_listener_that_ended() -> None:
+    async def listen(index: int, client: httpx.AsyncClient, opened: Callable[[], None]) -> None:
+        if index == 1:
+            raise ConnectionError("refused")
+        opened()
+        await asyncio.sleep(GUARD_S)
+
+    async def scenario() -> None:
+        async with open_clients(
+            2, listen, base_url="http://127.0.0.1:9", cookies=httpx.Cookies(), timeout_s=GUARD_S
+        ):
+            raise AssertionError("entered without every stream open")
+
+    with pytest.raises(ConnectionError, match="refused"):
+        asyncio.run(scenario())

@@ -20,16 +20,18 @@ of the session (bench/conftest.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
 import platform
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from testkit.waiting import WaitTimeoutError
@@ -42,6 +44,7 @@ __all__ = [
     "latency_figures",
     "machine_description",
     "nearest_rank",
+    "open_clients",
     "open_loop",
     "until",
     "write_report",
@@ -180,6 +183,53 @@ def cpu_seconds(pid: int) -> float:
     server's work per request does not depend on how busy the machine is, its latency does."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# What each of `open_clients`' clients runs: `listen(index, client, opened)`, calling `opened()`
+# once its stream is open.
+Listen = Callable[[int, httpx.AsyncClient, Callable[[], None]], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def open_clients(
+    count: int, listen: Listen, *, base_url: str, cookies: httpx.Cookies, timeout_s: float
+) -> AsyncIterator[None]:
+    """`count` clients, each on a connection of its own, each running `listen`; entered once
+    every one has called `opened()` (a listener that ends first fails the entry with its error,
+    and so does `timeout_s`, which is also each client's httpx timeout). On the way out every
+    listener is cancelled and every client closed."""
+    clients = [
+        httpx.AsyncClient(base_url=base_url, cookies=cookies, timeout=timeout_s)
+        for _ in range(count)
+    ]
+    opened = 0
+
+    def one_more() -> None:
+        nonlocal opened
+        opened += 1
+
+    listeners = [
+        asyncio.ensure_future(listen(index, client, one_more))
+        for index, client in enumerate(clients)
+    ]
+    try:
+        await until(
+            lambda: opened == count or any(listener.done() for listener in listeners),
+            what=f"{count} streams to open",
+            timeout=timeout_s,
+            seen=lambda: f"{opened} open",
+        )
+        for listener in listeners:
+            if listener.done():  # a stream that ended before all were open: show why
+                listener.result()
+                raise AssertionError("a stream ended right after it opened")
+        yield
+    finally:
+        for listener in listeners:
+            listener.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
+        for client in clients:
+            await client.aclose()
 
 
 def machine_description() -> dict[str, Any]:
