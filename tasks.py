@@ -121,17 +121,18 @@ def report(c: Context, output: str = "", commits: int = 20) -> None:
 
 @task(
     help={
-        "tier": "the test tier to run again and again: e2e, unit or integration",
-        "runs": "how many times to run it",
+        "tier": "the test tier to run again and again (e2e, unit, integration), or all",
+        "runs": "how many times to run it (with all: how many rounds of every tier)",
         "pytest_args": 'extra pytest arguments, e.g. "-k auth"',
     }
 )
 def soak(c: Context, tier: str = "e2e", runs: int = 10, pytest_args: str = "") -> None:
-    """Run a tier N times; list every test that failed at least once (= gates soak)."""
+    """Run a tier, or every tier, N times; list every flaky test (= gates soak)."""
     import shlex
 
     _gates(
         "soak",
+        "--tier",
         tier,
         "--runs",
         str(runs),

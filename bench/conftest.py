@@ -2,12 +2,20 @@
 with the fake provider (no latency) on a fresh SQLite file, the real `qemu` provider of the shared
 QEMU harness (`testkit.qemu`: run id, sweeper, watchdog, teardown, the cached `tiny` image), and
 `measure` (`testkit.bench`), the one way a benchmark times its code, slowed down on request by
-`HANGAR_BENCH_SLOWDOWN` for the gate's self-checks.
+`HANGAR_BENCH_SLOWDOWN` for the gate's self-checks, and a live `hangar serve` per module.
+
+Two kinds of test live here, and each is one or the other: a benchmark times its code with
+`measure` (the bench gate compares it with the baseline), a load test is marked `load`, asserts
+correctness under load and records its latency figures without timing through pytest-benchmark.
+The gate runs pytest with `--benchmark-only`, which skips every test that is no benchmark at
+collection (no fixture is set up), so a load test costs the gate nothing; the `bench` session
+runs both. The figures of the session's load tests are printed at its end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,12 +32,48 @@ from hangar.db import migrate
 from hangar.service import passwords
 from hangar.settings import Settings
 from testkit.bench import SLOWDOWN_VARIABLE, measure
+from testkit.load import REPORTS
 from testkit.qemu import qemu, run_dir, tiny_image, watchdog
+from testkit.runs import RUN_TAG
+from testkit.server import LiveServer, ServerStartError
 
 # Fixtures defined in the test kit: `measure` (testkit.bench) and the QEMU harness (testkit.qemu).
 __all__ = ["measure", "qemu", "qemu_purpose", "run_dir", "tiny_image", "watchdog"]
 
 ADMIN_PASSWORD = "admin-password"
+BENCH_DIR = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test of bench/ is a benchmark (it uses `measure`) or a load test (marked `load`),
+    never both and never neither: a load test timed by pytest-benchmark would be compared by the
+    gate, 30 s a round, and an unmarked test that times nothing would be skipped by it unseen."""
+    errors = []
+    for item in items:
+        if BENCH_DIR not in item.path.parents:
+            continue
+        timed = "benchmark" in getattr(item, "fixturenames", ())
+        load = item.get_closest_marker("load") is not None
+        if timed == load:
+            why = "is marked load and uses measure" if timed else "neither uses measure nor is load"
+            errors.append(f"{item.nodeid} {why}")
+    if errors:
+        raise pytest.UsageError(
+            "a bench-tier test is a benchmark (measure) or a load test (marked load):\n  "
+            + "\n  ".join(errors)
+        )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures of the session's load tests, and where their reports are."""
+    reports = terminalreporter.config.stash.get(REPORTS, [])
+    if not reports:
+        return
+    terminalreporter.section("load tests (figures recorded, not asserted)")
+    for path, lines in reports:
+        for line in lines:
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"report: {path}")
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +97,26 @@ def loop() -> Iterator[asyncio.Runner]:
 def qemu_purpose() -> str:
     """How the QEMU harness names these tests in a skip, a failure or the watchdog's message."""
     return "QEMU benchmarks"
+
+
+@pytest.fixture(scope="module")
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """One `hangar serve` process for the module (fake provider; its latency is the module's
+    `FAKE_LATENCY_S`, else none), stopped by PID, also when the run is interrupted."""
+    latency = float(getattr(request.module, "FAKE_LATENCY_S", 0.0))
+    data_dir = tmp_path_factory.mktemp(f"{RUN_TAG}-{request.module.__name__}")  # swept if killed
+    live = LiveServer(data_dir=data_dir, fake_latency_s=latency)
+    atexit.register(live.stop)
+    try:
+        live.start()
+    except ServerStartError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield live
+    finally:
+        live.stop()
 
 
 @pytest.fixture(scope="session")

@@ -5,44 +5,27 @@ What a round times: `POST /api/v1/machines` (not started) until every one of the
 received that machine's last event of the create (`… is stopped`). Every event of the create
 (provisioning, the operation, stopped) goes through the fan-out to all 50 streams, so the figure
 is what a dashboard with 50 open tabs waits for. The next round starts with the streams idle.
+The server is conftest.py's `server` (one per module; no fake latency here).
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from testkit.runs import RUN_TAG
-from testkit.server import LiveServer, ServerStartError
+from testkit.load import open_clients
+from testkit.server import LiveServer
 
 CLIENTS = 50
 ROUND_TIMEOUT_S = 30.0
 Measure = Callable[..., Any]  # the `measure` fixture of conftest.py
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One backend process for the module, stopped by PID (also when the run is interrupted)."""
-    data_dir = tmp_path_factory.mktemp(f"{RUN_TAG}-sse")  # tagged: swept if the run is killed
-    live = LiveServer(data_dir=data_dir, fake_latency_s=0.0)
-    atexit.register(live.stop)
-    try:
-        live.start()
-    except ServerStartError as error:
-        pytest.fail(str(error), pytrace=False)
-    try:
-        yield live
-    finally:
-        live.stop()
 
 
 class Streams:
@@ -52,8 +35,6 @@ class Streams:
     def __init__(self) -> None:
         self.arrived: dict[str, int] = {}
         self.done: dict[str, asyncio.Future[None]] = {}
-        self.connected = 0
-        self.all_connected = asyncio.Event()
 
     def future(self, machine_id: str) -> asyncio.Future[None]:
         future = self.done.setdefault(machine_id, asyncio.get_running_loop().create_future())
@@ -66,12 +47,10 @@ class Streams:
         if self.arrived[machine_id] >= CLIENTS:
             self.future(machine_id)
 
-    async def listen(self, client: httpx.AsyncClient) -> None:
+    async def listen(self, client: httpx.AsyncClient, opened: Callable[[], None]) -> None:
         async with client.stream("GET", "/api/v1/events") as response:
             assert response.status_code == 200, await response.aread()
-            self.connected += 1
-            if self.connected == CLIENTS:
-                self.all_connected.set()
+            opened()
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
                     continue
@@ -84,25 +63,14 @@ class Streams:
 async def open_streams(server: LiveServer, cookies: httpx.Cookies) -> AsyncIterator[Streams]:
     """Open the streams, each on its own connection, and close them all on the way out."""
     streams = Streams()
-    clients = [
-        httpx.AsyncClient(base_url=server.url, cookies=cookies, timeout=ROUND_TIMEOUT_S)
-        for _ in range(CLIENTS)
-    ]
-    listeners = [asyncio.ensure_future(streams.listen(client)) for client in clients]
-    try:
-        waiting = asyncio.ensure_future(streams.all_connected.wait())
-        await asyncio.wait([waiting, *listeners], return_when=asyncio.FIRST_COMPLETED)
-        for listener in listeners:
-            if listener.done():  # a stream that ended before all were open: show why
-                listener.result()
-                raise AssertionError("an event stream ended right after it opened")
+
+    async def listen(_: int, client: httpx.AsyncClient, opened: Callable[[], None]) -> None:
+        await streams.listen(client, opened)
+
+    async with open_clients(
+        CLIENTS, listen, base_url=server.url, cookies=cookies, timeout_s=ROUND_TIMEOUT_S
+    ):
         yield streams
-    finally:
-        for listener in listeners:
-            listener.cancel()
-        await asyncio.gather(*listeners, return_exceptions=True)
-        for client in clients:
-            await client.aclose()
 
 
 def test_sse_fan_out_http(

@@ -40,7 +40,10 @@ expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Sweep what killed runs left behind, once per run (in the xdist controller, if any)."""
+    """Start this process's reaper (the controller's ends its workers if it is killed: they carry
+    its tag; a worker's ends its server and browser), then sweep what killed runs left behind,
+    once per run (in the xdist controller, if any)."""
+    runs.start_reaper()
     if hasattr(session.config, "workerinput"):
         return
     swept = runs.sweep_once()

@@ -2,9 +2,11 @@
 
 The QEMU harness — run id, watchdog, teardown, the `tiny` image and the `qemu` provider fixture —
 is `testkit.qemu`, shared with the QEMU benchmarks of `bench/` and the e2e tier's QEMU flow; its
-guarantees are described there. The session starts by sweeping what killed runs left behind
-(`testkit.runs.sweep`: VMs, servers, PostgreSQL clusters, dirs — never a live run's). This tier
-arms the watchdog for the whole session, so it also ends a run that hangs outside the QEMU tests.
+guarantees are described there. The session starts the run's reaper (`testkit.runs`: if the run
+is killed, even by `kill -9`, its VMs, servers, PostgreSQL clusters and temp dirs go within
+seconds), then sweeps what killed runs left behind (`testkit.runs.sweep`: never a live run's).
+This tier arms the watchdog for the whole session, so it also ends a run that hangs outside the
+QEMU tests.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ __all__ = ["accelerator", "qemu", "qemu_purpose", "run_dir", "run_id", "tiny_ima
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Sweep what killed runs left behind, before anything of this run exists."""
+    """Start this run's reaper and sweep what killed runs left behind, before anything of this
+    run exists (in every pytest process: an xdist worker is a run of its own)."""
+    runs.start_reaper()
     swept = runs.sweep_once()
     if swept:
         sys.stderr.write(f"\nintegration: swept leftovers of killed runs: {list(swept)}\n")

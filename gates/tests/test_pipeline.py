@@ -17,7 +17,8 @@ def test_the_projects_pipeline_is_valid_and_in_order() -> None:
     names = ["deps", "static", "unit", "e2e", "integration", "coverage", "bench"]
     assert pipeline.phase_names == names
     deps = pipeline.phase("deps")
-    assert [g.name for g in deps.gates] == ["lock", "sync", "provision", "collect"]
+    assert [g.name for g in deps.gates] == ["lock", "sync", "audit", "provision", "collect"]
+    assert (deps.gates[2].kind, deps.gates[2].target) == ("check", "audit")
     assert deps.gates[0].target == ("uv", "lock", "--check")
     unit = pipeline.phase("unit")
     serial = unit.gates[0]
@@ -75,6 +76,9 @@ def phases(*gates: dict[str, Any], name: str = "p") -> dict[str, Any]:
         ({**phases({"name": "g", "run": ["x"]}), "green_phases": ["z"]}, "green_phases"),
         ({**phases({"name": "g", "run": ["x"]}), "history": 3}, "history must be a path"),
         (phases({"name": "g", "check": "speedup"}), "serial='serial' must name an earlier gate"),
+        (phases({"name": "g", "check": "audit", "ignore": "GHSA-x"}), "list of advisory ids"),
+        (phases({"name": "g", "check": "audit", "ignore": [""]}), "list of advisory ids"),
+        (phases({"name": "g", "check": "audit", "service_url": "osv.dev"}), "http\\(s\\) URL"),
         (
             phases(
                 {"name": "a", "run": ["x"], "junit": True},
@@ -139,3 +143,17 @@ def test_missing_or_broken_config_says_what_to_do(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.other]\n")
     with pytest.raises(ConfigError, match=r"has no \[tool.gates\] table"):
         gates_table(tmp_path)
+
+
+def test_the_audit_gates_ignore_list_and_service_reach_the_check() -> None:
+    table = phases(
+        {
+            "name": "audit",
+            "check": "audit",
+            "ignore": ["GHSA-462w-v97r-4m45"],
+            "service_url": "https://osv.example/",
+        }
+    )
+    [gate] = Pipeline.from_table(table).phase("p").gates
+    assert gate.options["ignore"] == ["GHSA-462w-v97r-4m45"]
+    assert gate.options["service_url"] == "https://osv.example/"

@@ -298,6 +298,7 @@ def test_the_page_shows_every_section(written: tuple[Path, str]) -> None:
     assert ">1/3</td>" in html
     assert ">3/3</td>" in html
     assert "No flaky tests in 3 runs" in html
+    assert "Rule of three (95 % confidence): tier unit: 0 failures in 3 rounds, so its" in html
     assert "qemu-system-x86_64 not found" in html
     assert "tests/test_a.py::test_needs_qemu" in html
     assert "Nothing recorded yet" not in html
@@ -483,3 +484,22 @@ def test_a_report_that_fails_warns_and_keeps_the_gates_status(
     out = capsys.readouterr().out
     assert "warning: the report was not written: disk full under" in out
     assert "report: " not in out
+
+
+def test_a_soak_of_all_tiers_shows_its_tiers_and_each_verdict(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "project")
+    result = soak.SoakResult("all", tiers=["unit", "e2e"])
+    outcomes = [
+        ("a1", {"t::flaky": "failed", "t::fixed": "failed"}),
+        ("a1", {"t::flaky": "passed", "t::fixed": "failed"}),
+        ("b2", {"t::flaky": "passed", "t::fixed": "passed"}),
+    ]
+    for number, (tree, tests) in enumerate(outcomes, start=1):
+        report = TestReport(dict(tests))
+        result.runs.append(soak.RunRecord(number, 1, 1.0, report, "unit", tree, number))
+    soak.store(result, root / soak.SOAK_DIR, run_id="20261127T190000Z-cccccc", started=START)
+    html = page.write_report(root).read_text()
+    assert "Soak of all tiers (unit, e2e): 3 runs" in html
+    assert '<span class="badge flaky">flaky</span>' in html
+    assert '<span class="badge by-tree">by tree</span>' in html
+    assert "the suite (every tier once): failed in 2 of 3 rounds" in html

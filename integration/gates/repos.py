@@ -1,8 +1,9 @@
-"""What the bench gate's end-to-end checks share: git with an identity, and an environment that
-belongs to the project under test, never to the test run."""
+"""What the gate engine's end-to-end checks share: git with an identity, scratch repositories,
+and an environment that belongs to the project under test, never to the test run."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -29,3 +30,20 @@ def project_environ() -> dict[str, str]:
         for k, v in os.environ.items()
         if k not in FOREIGN and not k.startswith(("PYTEST_", "COV_CORE_", "GATES_"))
     }
+
+
+def make_repo(root: Path, files: dict[str, str]) -> Path:
+    """A git repository at `root` with one commit of the given files."""
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "first")
+    return root
+
+
+def toml_list(items: list[str]) -> str:
+    """A TOML array of basic strings (JSON's escaping is valid TOML)."""
+    return "[" + ", ".join(json.dumps(item) for item in items) + "]"

@@ -1,6 +1,6 @@
 """Self-checks of the bench gate on this very project: slow, so they live in the integration
 tier (which runs them in `uv run nox -s integration` and the integration gate), never in bench/,
-whose session and gate collect only benchmarks (`--benchmark-only` would deselect them). By hand:
+whose gate runs only benchmarks (`--benchmark-only` skips every other test). By hand:
 
     CI=true uv run nox -s integration -- integration/gates
 

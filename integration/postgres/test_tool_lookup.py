@@ -11,7 +11,7 @@ import pytest
 
 import gates.provision
 from gates.provision import ProvisionReport
-from integration.postgres.conftest import _tool
+from testkit.postgres import tool as _tool
 
 PG_CTL = Path("/usr/lib/postgresql/99/bin/pg_ctl")
 

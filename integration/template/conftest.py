@@ -1,6 +1,6 @@
 """Fixtures of the template's end-to-end tests: one scratch template per run, made of this
 checkout's working tree (so what is tested is what is here, committed or not), in a dir tagged
-with the run (`testkit.runs`), removed at the end, swept by the next run if this one is killed."""
+with the run (`testkit.runs`), removed at the end, and by the run's reaper if the run is killed."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from integration.template.copies import git, snapshot
+from integration.gates.fake_osv import FakeOsv
+from integration.template.copies import AUDIT_SERVICE, git, snapshot
 from testkit import runs
 
 
@@ -22,6 +23,18 @@ def workspace() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="package", autouse=True)
+def audit_service() -> Iterator[str]:
+    """A fake OSV service (integration/gates/fake_osv.py, with its one real advisory) that the
+    copies' deps/audit gate asks instead of api.osv.dev; its verdicts name the service."""
+    with FakeOsv.from_dir().serve() as url:
+        AUDIT_SERVICE.append(url)
+        try:
+            yield url
+        finally:
+            AUDIT_SERVICE.remove(url)
 
 
 @pytest.fixture(scope="package")

@@ -26,6 +26,9 @@ FOREIGN = (
 IDENTITY = ("-c", "user.name=Template Test", "-c", "user.email=template@example.invalid")
 # This run's settings a copy gets under its own prefix: how the tiers find and install their tools.
 CARRIED = ("PROVISION", "CHROMIUM")
+# The OSV service the copies' audit gate asks (conftest.py serves a fake one for the run: the
+# copies' verdicts must not depend on whether api.osv.dev answers from this machine).
+AUDIT_SERVICE: list[str] = []
 GATES_TIMEOUT_S = 1500
 
 
@@ -72,6 +75,8 @@ def copy_environ(name: str) -> dict[str, str]:
         if value is not None:
             environ[f"{name.replace('-', '_').upper()}_{setting}"] = value
     environ["UV_PYTHON_DOWNLOADS"] = "never"
+    if AUDIT_SERVICE:
+        environ["GATES_AUDIT_SERVICE_URL"] = AUDIT_SERVICE[0]
     return environ
 
 

@@ -1,11 +1,14 @@
-"""Run ids and the sweeper, with real short-lived processes and dirs in tmp_path. The "VMs",
+"""Run ids, tags and the sweeper, with real short-lived processes and dirs in tmp_path. The "VMs",
 "servers", "postmasters" and "browsers" here are sleeping Python processes that carry on their
-command line (or in their environment) what the real ones carry; nothing real is started."""
+command line (or in their environment) what the real ones carry; nothing real is started. The
+reaper's own tests (a run killed with `kill -9`) are in test_reaper.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from hangar.providers.qemu import process
 from testkit import runs
 from testkit.waiting import wait_until
 
@@ -35,11 +37,14 @@ class Processes:
         self.started: list[subprocess.Popen[bytes]] = []
 
     def start(self, *argv: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        child = subprocess.Popen([*SLEEP, *argv], env={**os.environ, **(env or {})})
+        """A sleeper with `argv` and `env`; it carries no run's tag in its environment unless
+        `env` gives one (this run's would be inherited otherwise)."""
+        inherited = {key: value for key, value in os.environ.items() if key != runs.ENV_TAG}
+        child = subprocess.Popen([*SLEEP, *argv], env={**inherited, **(env or {})})
         self.started.append(child)
         # Until its exec is done a child's command line is not yet its own.
         wait_until(
-            lambda: process.read_cmdline(child.pid),
+            lambda: runs.read_cmdline(child.pid),
             until=lambda argv: argv is not None and SLEEP[-1] in argv,
             what=f"pid {child.pid} to run",
             timeout=10,
@@ -131,22 +136,72 @@ def test_wait_ended(processes: Processes) -> None:
         runs.wait_ended(os.getpid(), timeout=0)
 
 
-# ------------------------------------------------------------------------------ the sweeper
+# ------------------------------------------------------------------------------ tags
+@pytest.mark.parametrize(
+    ("text", "run_id"),
+    [
+        ("/tmp/hangar-test-123-abcdef/data", "123-abcdef"),
+        ("hangar:hangar-test-123-abcdef-web,process=x", "123-abcdef"),
+        ("--user-data-dir=/tmp/hangar-test-123-abcdef-br1/p", "123-abcdef"),
+        ("hangar-test-123-abcdef", "123-abcdef"),
+        ("/tmp/hangar-test-123-abcdefg/data", None),  # seven hex digits
+        ("/tmp/x-hangar-test-123-abcdef", None),  # a longer name that only contains a tag
+        ("/tmp/hangar-test-notes", None),
+    ],
+)
+def test_a_tag_in_a_text(text: str, run_id: str | None) -> None:
+    found = [match.group(1) for match in runs.TAG_IN_TEXT.finditer(text)]
+    assert found == ([run_id] if run_id else [])
+
+
+def test_this_runs_children_carry_its_tag_in_their_environment() -> None:
+    assert os.environ[runs.ENV_TAG] == runs.RUN_TAG
+    child = subprocess.Popen(SLEEP)
+    try:
+        wait_until(
+            lambda: runs.runs_of(child.pid),
+            what=f"pid {child.pid} to carry a run's tag",
+            timeout=10,
+            interval=0.01,
+        )
+        assert runs.runs_of(child.pid) == {runs.RUN_ID}
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_the_processes_of_a_run_are_recognised(processes: Processes, tmp_path: Path) -> None:
     mine = run_dir(tmp_path, runs.RUN_ID)
-    vm = fake_vm(processes, mine, "m-0123")
-    keyed = processes.start("-name", f"hangar:{runs.RUN_TAG}-web")
-    server = processes.start("serve", env={"HANGAR_DATA_DIR": str(mine / "data")})
-    postmaster = processes.start("-D", str(mine / "data"), "-k", str(mine))
-    browser = processes.start(f"--user-data-dir={mine}/playwright_chromiumdev_profile-x")
-    found = {p.pid: str(p) for p in runs.processes_of(runs.RUN_ID, roots=(tmp_path,))}
-    assert found == {
-        vm.pid: f"QEMU m-0123 pid {vm.pid}",
-        keyed.pid: f"QEMU {runs.RUN_TAG}-web pid {keyed.pid}",
-        server.pid: f"server pid {server.pid}",
-        postmaster.pid: f"PostgreSQL pid {postmaster.pid}",
-        browser.pid: f"browser pid {browser.pid}",
+    started = [
+        fake_vm(processes, mine, "m-0123"),  # its pidfile lies in a tagged dir
+        processes.start("-name", f"hangar:{runs.RUN_TAG}-web"),  # keyed with the run's tag
+        processes.start("serve", env={"HANGAR_DATA_DIR": str(mine / "data")}),
+        processes.start("-D", str(mine / "data"), "-k", str(mine)),
+        processes.start(f"--user-data-dir={mine}/playwright_chromiumdev_profile-x"),
+        processes.start(env={runs.ENV_TAG: runs.RUN_TAG}),  # only its environment says so
+    ]
+    untagged = processes.start("-D", str(tmp_path / "hangar-test-notes"))
+    found = {p.pid: p for p in runs.processes_of(runs.RUN_ID)}
+    assert {child.pid for child in started} <= set(found)
+    assert untagged.pid not in found
+    program = Path(SLEEP[0]).name
+    assert {str(found[child.pid]) for child in started} == {
+        f"{program} pid {child.pid}" for child in started
     }
+
+
+def write_journal(run_id: str, *entries: dict[str, object]) -> Path:
+    """The journal of another run (as `register_pidfile` writes this run's)."""
+    journal = runs.journal_dir(run_id)
+    journal.mkdir()
+    lines = "".join(json.dumps(entry) + "\n" for entry in entries)
+    (journal / runs.JOURNAL).write_text(lines)
+    return journal
+
+
+def pid_in(entry: str) -> int | None:
+    words = entry.split()
+    return int(words[-1]) if len(words) >= 2 and words[-2] == "pid" else None
 
 
 def test_a_dead_runs_leftovers_are_swept_a_live_runs_are_not(
@@ -154,55 +209,69 @@ def test_a_dead_runs_leftovers_are_swept_a_live_runs_are_not(
 ) -> None:
     live_owner = processes.start()  # another run, still alive (a python process)
     dead_run = f"{processes.dead_pid()}-dead00"
+    live_run = f"{live_owner.pid}-a11ce0"
     leftovers: dict[str, list[subprocess.Popen[bytes]]] = {}
     dirs: dict[str, list[Path]] = {}
-    runs_by_owner = {"dead": dead_run, "mine": runs.RUN_ID, "live": f"{live_owner.pid}-a11ce0"}
-    for who, run in runs_by_owner.items():
-        # The e2e QEMU flow's data dir with a VM keyed by the service's id and its server, a VM
-        # keyed with the run's tag, the fake-only server in pytest's own temp dir, a PostgreSQL
-        # cluster, a browser with its profile.
-        data_dir, cluster, profiles = (run_dir(tmp_path, run, label) for label in ["q", "pg", "br"])
-        dirs[who] = [data_dir, cluster, profiles]
-        in_pytest = tmp_path / "pytest-of-me" / "pytest-7" / "popen-gw0" / f"hangar-test-{run}-gw00"
-        in_pytest.mkdir(parents=True)
-        leftovers[who] = [
-            fake_vm(processes, data_dir, "m-0123"),
-            processes.start("-name", f"hangar:hangar-test-{run}-web"),
-            processes.start("serve", env={"HANGAR_DATA_DIR": str(data_dir)}),
-            processes.start("serve", env={"HANGAR_DATA_DIR": str(in_pytest)}),
-            processes.start("-D", str(cluster / "data"), "-k", str(cluster)),
-            processes.start(f"--user-data-dir={profiles}/playwright_chromiumdev_profile-x"),
-        ]
-    not_a_run = tmp_path / "hangar-test-notes"  # only starts like a tag: never swept
-    not_a_run.mkdir()
-    stranger = processes.start("serve", env={"HANGAR_DATA_DIR": str(not_a_run)})
+    runs_by_owner = {"dead": dead_run, "mine": runs.RUN_ID, "live": live_run}
+    journal = write_journal(dead_run)
+    try:
+        for who, run in runs_by_owner.items():
+            # The e2e QEMU flow's data dir with a VM keyed by the service's id and its server, a
+            # VM keyed with the run's tag, the fake-only server in pytest's own temp dir, a
+            # PostgreSQL cluster, a browser with its profile, a process tagged by its environment.
+            data_dir, cluster, profiles = (run_dir(tmp_path, run, x) for x in ["q", "pg", "br"])
+            dirs[who] = [data_dir, cluster, profiles]
+            pytest_dir = tmp_path / "pytest-of-me" / "pytest-7" / "popen-gw0"
+            in_pytest = pytest_dir / f"hangar-test-{run}-gw00"
+            in_pytest.mkdir(parents=True)
+            postmaster = processes.start("-D", str(cluster / "data"), "-k", str(cluster))
+            (cluster / "data").mkdir()
+            (cluster / "data" / "postmaster.pid").write_text(f"{postmaster.pid}\n{cluster}\n")
+            leftovers[who] = [
+                fake_vm(processes, data_dir, "m-0123"),
+                processes.start("-name", f"hangar:hangar-test-{run}-web"),
+                processes.start("serve", env={"HANGAR_DATA_DIR": str(data_dir)}),
+                processes.start("serve", env={"HANGAR_DATA_DIR": str(in_pytest)}),
+                postmaster,
+                processes.start(f"--user-data-dir={profiles}/playwright_chromiumdev_profile-x"),
+                processes.start(env={runs.ENV_TAG: f"hangar-test-{run}"}),
+            ]
+        pidfile = dirs["dead"][1] / "data" / "postmaster.pid"
+        (journal / runs.JOURNAL).write_text(
+            json.dumps({"pidfile": str(pidfile), "stop": "SIGQUIT"})
+        )
+        not_a_run = tmp_path / "hangar-test-notes"  # only starts like a tag: never swept
+        not_a_run.mkdir()
+        stranger = processes.start("serve", env={"HANGAR_DATA_DIR": str(not_a_run)})
+        # A dead run's key, but a live run's environment: the live run's, never swept.
+        shared = processes.start(
+            "-name",
+            f"hangar:hangar-test-{dead_run}-x",
+            env={runs.ENV_TAG: f"hangar-test-{live_run}"},
+        )
 
-    swept = runs.sweep(roots=(tmp_path,))
+        swept = runs.sweep(roots=(tmp_path,))
 
-    vm, keyed_vm, server, pytest_server, postmaster, browser = leftovers["dead"]
-    for leftover in (vm, keyed_vm, server, pytest_server, browser):
-        assert leftover.wait(10) == -signal.SIGKILL
-    assert postmaster.wait(10) == -signal.SIGQUIT  # PostgreSQL's immediate shutdown
-    for leftover in [*leftovers["mine"], *leftovers["live"], stranger]:
-        assert leftover.poll() is None, f"pid {leftover.pid} of a live run (or no run) was killed"
-    assert not any(path.exists() for path in dirs["dead"])
-    assert all(path.exists() for path in [*dirs["mine"], *dirs["live"], not_a_run])
-    assert (tmp_path / "pytest-of-me").exists()  # pytest rotates its own temp dirs
-    expected = {
-        f"QEMU m-0123 pid {vm.pid}",
-        f"QEMU hangar-test-{dead_run}-web pid {keyed_vm.pid}",
-        f"server pid {server.pid}",
-        f"server pid {pytest_server.pid}",
-        f"PostgreSQL pid {postmaster.pid}",
-        f"browser pid {browser.pid}",
-        *(str(path) for path in dirs["dead"]),
-    }
-    assert expected <= set(swept)
-    # Of this test's things nothing else went (leftovers of real killed runs may go too).
-    started = {f"pid {p.pid}" for p in processes.started}
-    assert {
-        e for e in swept if e.startswith(str(tmp_path)) or " ".join(e.split()[-2:]) in started
-    } <= (expected)
+        *killed, postmaster = leftovers["dead"][:5]
+        for leftover in [*killed, *leftovers["dead"][5:]]:
+            assert leftover.wait(10) == -signal.SIGKILL
+        assert postmaster.wait(10) == -signal.SIGQUIT  # PostgreSQL's immediate shutdown
+        for leftover in [*leftovers["mine"], *leftovers["live"], stranger, shared]:
+            assert leftover.poll() is None, f"pid {leftover.pid} of a live run (or none) was killed"
+        assert not any(path.exists() for path in dirs["dead"])
+        assert not journal.exists()
+        assert all(path.exists() for path in [*dirs["mine"], *dirs["live"], not_a_run])
+        assert (tmp_path / "pytest-of-me").exists()  # pytest rotates its own temp dirs
+        assert {str(path) for path in dirs["dead"]} <= set(swept)
+        ended = {pid_in(entry) for entry in swept}
+        assert {leftover.pid for leftover in leftovers["dead"]} <= ended
+        # Of this test's things nothing else went (leftovers of real killed runs may go too).
+        assert not ended & {p.pid for p in processes.started if p not in leftovers["dead"]}
+        assert not {e for e in swept if e.startswith(str(tmp_path))} - {
+            str(p) for p in dirs["dead"]
+        }
+    finally:
+        shutil.rmtree(journal, ignore_errors=True)
 
 
 def test_the_sweeper_looks_where_runs_put_their_dirs() -> None:

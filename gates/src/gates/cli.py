@@ -64,6 +64,8 @@ def _github_reporter(
     """`--github` forces reporting, None turns it on when Actions' variables are all set."""
     if enabled is False:
         return None
+    if enabled is None and not (environ.get("GITHUB_TOKEN") and environ.get("GITHUB_REPOSITORY")):
+        return None  # not on Actions: PyGithub (half a second to import) is not needed
     from gates.reporting.github import GitHubReporter, Target
 
     target = Target.from_environment(environ)
@@ -471,28 +473,37 @@ def upgrade_dependencies(
 
 def soak_tier(tier: str, runs: int, extra: Sequence[str] = (), *, root: Path | None = None) -> int:
     """`gates soak`: print the report and store the soak under `.gates/soak/`; 1 when any
-    test failed or a run crashed."""
+    test failed or a run crashed. `tier` is one tier or `all`."""
     from gates import soak
 
     try:
         root = root or find_root()
         tiers = Tiers.load(root)
-        soak.command_for(tier, Path("check"), tiers=tiers)  # an unknown tier fails first
+        soak.tiers_to_soak(tier, tiers)  # an unknown tier fails first
     except GatesError as error:
         print(f"error: {error}")
         return EXIT_REFUSED
     run_id = new_run_id()
     started = datetime.now(timezone.utc)
-    state = soak.tree_state(root)  # the code that is soaked: the tree as it is now
+    project = root
+    state = soak.tree_state(root)  # the code that is soaked: the tree as it is at the start
+
+    def progress(run: soak.RunRecord) -> None:
+        if tier == soak.ALL:
+            where = f"round {run.round}/{runs} {run.tier}:"
+        else:
+            where = f"run {run.number}/{runs}"
+        print(f"soak {tier}: {where} exit {run.exit_status}", flush=True)
+
     try:
         result = soak.soak(
             tier,
             runs,
             extra=extra,
-            on_run=lambda run: print(
-                f"soak {tier}: run {run.number}/{runs} exit {run.exit_status}", flush=True
-            ),
+            on_run=progress,
             tiers=tiers,
+            tree=lambda: soak.tree_key(project),
+            root=project,
         )
     except soak.SoakError as error:
         print(f"error: {error}")
@@ -507,6 +518,15 @@ def soak_tier(tier: str, runs: int, extra: Sequence[str] = (), *, root: Path | N
     else:
         print(f"soak stored: {path} (shown by `gates report`)")
     return 0 if result.ok else EXIT_FAILED
+
+
+def soak_arguments(tier: str, words: Sequence[str]) -> tuple[str, list[str]]:
+    """`gates soak --tier T [-- ARGS]` or `gates soak T [-- ARGS]`: the tier and pytest's args."""
+    if tier:
+        return tier, list(words)
+    if not words:
+        raise GatesError("name the tier to soak: --tier NAME, or --tier all for every tier")
+    return words[0], list(words[1:])
 
 
 def calibrate(runs: int, factor: float, selection: Sequence[str] = ()) -> int:
@@ -692,10 +712,19 @@ def _parser() -> argparse.ArgumentParser:
     report_.add_argument("--output", default="", help="directory (default: .gates/report)")
     report_.add_argument("--commits", type=int, default=20, help="commits in the outcome grid")
 
-    soak_ = commands.add_parser("soak", help="run a tier N times; list every flaky test")
-    soak_.add_argument("tier", help="a tier of [tool.gates.tiers] with tests and a session")
+    soak_ = commands.add_parser(
+        "soak", help="run a tier, or every tier, N times; list every flaky test"
+    )
+    soak_.add_argument(
+        "--tier", default="", help="a tier of [tool.gates.tiers] with tests and a session, or all"
+    )
     soak_.add_argument("--runs", type=int, default=10, help="how many runs (default 10)")
-    soak_.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
+    soak_.add_argument(
+        "words",
+        nargs="*",
+        metavar="[TIER] PYTEST_ARGS",
+        help="the tier (without --tier), then extra pytest arguments after --",
+    )
 
     calibrate = commands.add_parser(
         "calibrate", help="measure the bench gate's false-alarm and detection rates here"
@@ -775,7 +804,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "report":
         return report(output=args.output or None, commits=args.commits)
     if command == "soak":
-        return soak_tier(args.tier, args.runs, args.pytest_args)
+        try:
+            tier, pytest_args = soak_arguments(args.tier, args.words)
+        except GatesError as error:
+            print(f"error: {error}")
+            return EXIT_REFUSED
+        return soak_tier(tier, args.runs, pytest_args)
     if command == "calibrate":
         return calibrate(args.runs, args.factor, shlex.split(args.select))
     if command == "provision":

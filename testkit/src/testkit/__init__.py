@@ -2,7 +2,9 @@
 
 - `testkit.ci`: `is_ci`, `skip_or_fail` (skip on a person's machine, fail under CI=true);
 - `testkit.waiting`: `retry` and `wait_until`, one deadline behind every wait;
-- `testkit.runs`: the run id and tag, whose run owns what, the sweeper of killed runs' leftovers;
+- `testkit.runs`: the run id and tag, whose run owns what, the reaper that ends a run's processes
+  and dirs when it dies (`testkit.reaper`: its process), the sweeper of killed runs' leftovers;
+- `testkit.postgres`: the `postgres` fixture, a throwaway PostgreSQL server per run;
 - `testkit.server`: `LiveServer`, the one `hangar serve` launcher;
 - `testkit.client`: `ApiClient` (with `wait_for_state`), over HTTP or in-process;
 - `testkit.loop`: `LoopThread`, one event loop in a thread for synchronous tests;

@@ -11,6 +11,9 @@ What this module guarantees, whatever happens to the run:
 - **Run id.** Every VM of this run carries `hangar-test-<run id>` in its key (so in its QEMU
   `-name hangar:<key>` tag and its directory), and all its files live in one temp dir named with
   the run's tag (`testkit.runs`). The run id starts with the pid of this pytest process.
+- **Reaper.** Before the run's dir exists, the run's reaper is running (`testkit.runs`): if the
+  run is killed, even by `kill -9`, its VMs (which carry its tag) are killed and its dir removed
+  within seconds.
 - **Sweeper.** Before the run's dir exists, what earlier runs left behind (their pytest process is
   gone) is killed and removed (`testkit.runs.sweep`); concurrent runs are left alone.
 - **Watchdog.** A timer thread ends a hung run: it kills this run's VMs, removes its temp dir
@@ -49,7 +52,7 @@ from gates import provision
 from hangar.images import tiny
 from hangar.images.registry import Registry, default_data_dir
 from hangar.providers.base import ExecResult, MachineSpec, Runtime
-from hangar.providers.qemu import QemuProvider, accel
+from hangar.providers.qemu import QemuProvider, accel, process
 from testkit import runs
 from testkit.loop import LoopThread
 from testkit.waiting import wait_until
@@ -83,8 +86,9 @@ ACCELERATOR_FILE = Path("qemu") / "accelerator.json"
 
 
 def kill_qemu_of(run_id: str) -> list[int]:
-    """SIGKILL every QEMU of run `run_id`; returns their pids."""
-    killed = [p.pid for p in runs.processes_of(run_id) if p.what.startswith("QEMU")]
+    """SIGKILL every QEMU of run `run_id` (a process of the run with a machine's `-name` tag);
+    returns their pids."""
+    killed = [p.pid for p in runs.processes_of(run_id) if process.tag_of(p.argv) is not None]
     for pid in killed:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -288,6 +292,7 @@ def watchdog(pytestconfig: pytest.Config, qemu_purpose: str) -> Iterator[Watchdo
 def run_dir(watchdog: Watchdog) -> Iterator[Path]:
     """This run's temp dir (named with the run's tag), after sweeping earlier runs' leftovers;
     the watchdog is armed before anything of the run exists."""
+    runs.start_reaper()
     swept = runs.sweep_once()
     if swept:
         sys.stderr.write(f"\nswept leftovers of killed runs: {list(swept)}\n")

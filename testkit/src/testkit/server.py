@@ -7,8 +7,10 @@ and the users exist. A server that does not come up raises `ServerStartError` ca
 line and the tail of its log. `stop()` ends the process group it started (by PID: TERM, then KILL
 after a grace period) and always returns; `start()` again serves the same data dir (on a new port).
 
-The data dir must carry the run's tag (`testkit.runs`): the sweeper finds a killed run's server by
-the `HANGAR_DATA_DIR` in its environment.
+The server carries the run's tag (`testkit.runs`) in its environment, and its process group is in
+the run's journal: when the run is killed, its reaper ends the server and what it started. The
+data dir must carry the run's tag too, so the sweeper also finds a killed run's server by the
+`HANGAR_DATA_DIR` in its environment.
 """
 
 from __future__ import annotations
@@ -136,12 +138,13 @@ class LiveServer:
             # A new session makes the server its own process group, so stop() reaches its children.
             self.process = subprocess.Popen(
                 self.command(),
-                env=self.env(),
+                env=self.env(),  # carries the run's tag (testkit.runs.ENV_TAG) from the start
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        runs.register_process(self.process.pid, group=True)
 
     def _wait_ready(self, log_start: int) -> None:
         def ready() -> None:

@@ -3,6 +3,7 @@ registry the CLI hands to the engine's runner."""
 
 from __future__ import annotations
 
+from gates.checks.audit import audit
 from gates.checks.bench import bench
 from gates.checks.collect import categorization, collect
 from gates.checks.coverage import coverage
@@ -16,5 +17,6 @@ CHECKS: dict[str, Check] = {
     "categorization": categorization,
     "speedup": speedup,
     "bench": bench,
+    "audit": audit,
     "coverage": coverage,
 }

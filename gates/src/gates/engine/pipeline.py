@@ -13,12 +13,14 @@ from gates.project import gates_table, supported_pythons
 from gates.tiers import Tiers
 
 GateKind = Literal["session", "run", "check"]
-CHECKS = ("provision", "collect", "categorization", "speedup", "bench", "coverage")
+CHECKS = ("provision", "collect", "categorization", "speedup", "bench", "audit", "coverage")
 DEFAULT_HISTORY = ".gates/history.jsonl"
 # pytest-split's stored durations, one JSON file per tier (committed; `gates durations` refreshes).
 DEFAULT_DURATIONS = "test-durations"
 # The checks' own options, kept in Gate.options.
-OPTION_KEYS = ("tier", "tiers", "dirs", "groups", "min_speedup", "serial", "parallel")
+OPTION_KEYS = (
+    "tier", "tiers", "dirs", "groups", "min_speedup", "serial", "parallel", "ignore", "service_url"
+)  # fmt: skip
 # The speedup check reads the timings of these earlier gates of its phase (option: default).
 SPEEDUP_RUNS = {"serial": "serial", "parallel": "isolation"}
 # Keys a gate may carry beyond its kind; anything else is a typo worth an error.
@@ -180,6 +182,25 @@ class Pipeline:
         ]
 
 
+def _audit_options(where: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The audit check's `ignore` (advisory ids) and `service_url` (an OSV API), checked."""
+    options: dict[str, Any] = {}
+    if "ignore" in raw:
+        if not isinstance(raw["ignore"], list) or not all(
+            isinstance(i, str) and i for i in raw["ignore"]
+        ):
+            raise ConfigError(f'{where}: `ignore` must be a list of advisory ids, e.g. ["GHSA-…"]')
+        options["ignore"] = list(raw["ignore"])
+    if "service_url" in raw:
+        url = raw["service_url"]
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{where}: `service_url` must be an http(s) URL of an OSV API, "
+                "e.g. https://api.osv.dev/"
+            )
+    return options
+
+
 def _gate(phase: str, raw: object, python: str, tiers: Tiers) -> Gate:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise ConfigError(f"phase {phase!r}: every gate needs a string `name`")
@@ -221,6 +242,7 @@ def _gate(phase: str, raw: object, python: str, tiers: Tiers) -> Gate:
         raise ConfigError(f"{where}: `same_outcomes_as` must name an earlier gate of {phase!r}")
     options = {k: raw[k] for k in OPTION_KEYS if k in raw}
     args = _strings(where, "args", raw.get("args", []))
+    options.update(_audit_options(where, raw))
     if "tier" in raw:
         if not isinstance(raw["tier"], str):
             raise ConfigError(f"{where}: `tier` must name a tier of [tool.gates.tiers]")

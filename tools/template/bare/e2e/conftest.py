@@ -3,6 +3,10 @@
 The browser is the one `e2e/browser.py` chooses: HANGAR_CHROMIUM, Playwright's own Chromium, or
 the system's (installed by provisioning when that needs no password). Without one the tier is
 skipped with the install command on a person's machine and fails under CI=true.
+
+Each pytest process starts its reaper first (`testkit.runs`): the server and the browser carry
+the run's tag in their environment, so when the run is killed, even by `kill -9`, they are ended
+within seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pytest
 from e2e.browser import browser_type_launch_args, chromium_executable
 from playwright.sync_api import expect
 
+from testkit import runs
 from testkit.waiting import wait_until
 
 __all__ = ["browser_type_launch_args", "chromium_executable"]  # e2e/browser.py
@@ -25,6 +30,11 @@ START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 10
 
 expect.set_options(timeout=10_000)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start this process's reaper before anything of the run exists."""
+    runs.start_reaper()
 
 
 def _free_port() -> int:

@@ -43,6 +43,7 @@ COLORS = {
     "slower": "#c62828",
     "flaky": "#ef6c00",
     "always": "#c62828",
+    "by tree": "#1565c0",
 }
 
 
@@ -323,7 +324,8 @@ def speedup_chart(runs: Sequence[SpeedupRun], directory: Path) -> Chart:
 
 
 def soak_chart(soak: StoredSoak, directory: Path) -> Chart:
-    """Failures per test of one soak: red when it failed every run it ran in, orange when flaky."""
+    """Failures per test of one soak: red when it failed every run it ran in, orange when flaky
+    (passed and failed on one tree), blue when it changed with the tree."""
     failing = soak.failing[:30]
     names = [short_test(f.test) for f in failing]
     if len(set(names)) != len(names):
@@ -340,14 +342,18 @@ def soak_chart(soak: StoredSoak, directory: Path) -> Chart:
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(axis="y", visible=False)
     axes.set_xlabel(f"runs failed (of {len(soak.runs)})")
-    axes.set_title(f"Soak of tier {soak.tier}: failures per test")
+    soaked = "all tiers" if soak.tier == "all" else f"tier {soak.tier}"
+    axes.set_title(f"Soak of {soaked}: failures per test")
+    labels = {
+        "flaky": "flaky (passed and failed on one tree)",
+        "always": "failed every run it ran in",
+        "by tree": "failed on one tree, passed on another",
+    }
+    shown = [v for v in labels if v in {f.verdict for f in failing} or v != "by tree"]
     figure.legend(
-        handles=[
-            Patch(color=COLORS["flaky"], label="flaky (failed some runs)"),
-            Patch(color=COLORS["always"], label="failed every run it ran in"),
-        ],
+        handles=[Patch(color=COLORS[v], label=labels[v]) for v in shown],
         loc="outside lower center",
-        ncols=2,
+        ncols=len(shown),
         frameon=False,
     )
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in soak.run_id)

@@ -8,19 +8,17 @@ passes after another — and `gates status` and `gates rollback` work there.
 
 from __future__ import annotations
 
-import os
 import subprocess
-from collections.abc import Callable
 from io import StringIO
 from pathlib import Path
 
 import pytest
-from gates_testing import git
 from rich.console import Console
 
 from gates import cli
 from gates.engine.execution import GateContext
 from gates.engine.runner import Run
+from integration.gates.repos import git, make_repo, project_environ
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -60,15 +58,9 @@ ORDER_DEPENDENT = {
 
 
 def environ() -> dict[str, str]:
-    """The project's own environment: nothing of the one running this test."""
-    drop = {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "PYTHONPATH", "COVERAGE_FILE"}
-    kept = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in drop and not k.startswith(("PYTEST_", "COV_CORE_", "GATES_"))
-    }
-    # `-n auto` as on a 2-core machine, so xdist hands each worker one module (see above).
-    return {**kept, "PYTEST_XDIST_AUTO_NUM_WORKERS": "2"}
+    """The project's own environment; `-n auto` as on a 2-core machine, so xdist hands each
+    worker one module (see above)."""
+    return {**project_environ(), "PYTEST_XDIST_AUTO_NUM_WORKERS": "2"}
 
 
 def run(root: Path, name: str) -> Run:
@@ -82,8 +74,8 @@ def outcomes(run: Run) -> dict[str, str]:
 
 
 @pytest.fixture
-def project(make_repo: Callable[..., Path]) -> Path:
-    root = make_repo({"pyproject.toml": PYPROJECT, **FIRST}, name="ledger")
+def project(tmp_path: Path) -> Path:
+    root = make_repo(tmp_path / "ledger", {"pyproject.toml": PYPROJECT, **FIRST})
     subprocess.run(["uv", "lock", "--quiet"], cwd=root, env=environ(), check=True)
     return root
 
