@@ -2,7 +2,8 @@
 
 What a route can answer follows from what it depends on, so it is derived, not listed per route:
 a signed-in caller (401), a writer or an admin (403: CSRF, role), an id in the path (404), query,
-header or body parameters (422; a body also 400 for malformed JSON or another content type).
+header or body parameters (422; a body also 400 for malformed JSON or another content type), the
+service's state (503: the database does not answer).
 What only a handler knows (a conflict, a rate limit) it declares with `raises(...)`."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.routing import BaseRoute
 
 from hangar.api.auth import admin_principal, current_principal, writing_principal
+from hangar.api.context import get_hangar
 
 # What each error status means, for the document's descriptions (docs/api.md says more).
 MEANING = {
@@ -29,7 +31,7 @@ MEANING = {
     409: "The state machine refuses, another operation runs, or the name is taken",
     422: "A field is wrong: details.fields lists {field, message}",
     429: "Too many failed logins; Retry-After says when to try again",
-    503: "Not ready: the database does not answer or is not migrated",
+    503: "The database does not answer (briefly unavailable, locked); /ready: or not migrated",
 }
 HEADERS_OF = {
     429: {
@@ -82,6 +84,8 @@ def derived_statuses(route: APIRoute) -> set[int]:
         statuses.add(422)
     if any(d.body_params for d in dependants):
         statuses.add(400)
+    if get_hangar in calls:  # the service's database: it may not answer for a while
+        statuses.add(503)
     return statuses
 
 
