@@ -76,6 +76,8 @@ Apply = Callable[[Tx, Machine | None], Awaitable[None]]
 belongs to, or None when that row is gone."""
 Undo = Callable[[Tx], Awaitable[None]]
 """What a failed operation takes back of the rows it recorded up front."""
+TakeBack = Callable[[Tx, Operation], Awaitable[None]]
+"""What recovery removes of the rows an interrupted operation recorded up front."""
 Work = Callable[[], Awaitable[Apply]]
 """The provider calls of an operation; returns what to write when they succeeded."""
 
@@ -294,9 +296,11 @@ class OperationRunner:
         if self._metrics is not None:
             self._metrics.operation_finished(kind, outcome.value)
 
-    async def recover_interrupted(self) -> int:
-        """At startup: operations a previous process left unfinished are failed, and machines
-        stuck in a transient state go to `error`. Returns how many operations were failed."""
+    async def recover_interrupted(self, take_back: TakeBack | None = None) -> int:
+        """At startup: operations a previous process left unfinished are failed (each with an
+        `operation` event saying so), `take_back` removes in the same transaction what each one
+        recorded up front, and machines stuck in a transient state go to `error`. Returns how
+        many operations were failed."""
         message = "interrupted: the server stopped while this operation ran"
         unfinished = (OperationStatus.PENDING, OperationStatus.RUNNING)
         async with self.transaction() as tx:
@@ -306,6 +310,14 @@ class OperationRunner:
             for operation in operations:
                 operation.status, operation.error = OperationStatus.FAILED, message
                 operation.finished_at = utcnow()
+                if take_back is not None:
+                    await take_back(tx, operation)
+                tx.event(
+                    None,
+                    "operation",
+                    f"{operation.kind} failed: {message}",
+                    machine_id=operation.machine_id,
+                )
             stuck = await tx.session.scalars(
                 select(Machine).where(Machine.state.not_in([s.value for s in STABLE_STATES]))
             )
