@@ -17,7 +17,7 @@ __all__ = ["chaos_dir", "postgres", "postgres_database"]
 
 @pytest.fixture
 def chaos_dir() -> Iterator[Path]:
-    """`<temp>/hangar-test-<run id>-chaos…`: the sweeper ends a server left in it by a killed run."""
+    """`<temp>/hangar-test-<run id>-chaos…`: the sweeper ends a server a killed run left in it."""
     path = runs.new_dir("chaos")
     try:
         yield path

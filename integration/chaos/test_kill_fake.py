@@ -119,7 +119,8 @@ def test_kill_9_mid_operation_then_restart(server: LiveServer, scenario: str) ->
         machines_before = {m["id"] for m in client.machines()}
     old_pid = kill_9(server)
     server.start()
-    assert server.process is not None and server.process.pid != old_pid
+    assert server.process is not None
+    assert server.process.pid != old_pid
 
     with server.client() as client:
         assert_settled(client, operation["id"])
