@@ -5,6 +5,7 @@ a person's sqlite3 shell); the integration tier stops and starts a real PostgreS
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ import pytest_asyncio
 from fastapi import FastAPI
 
 from hangar.api.app import create_app
+from hangar.providers.base import MachineSpec
+from hangar.providers.fake import FakeProvider
 from hangar.settings import Settings
 
 from .conftest import ADMIN, client_for, hangar_of, log_in
@@ -95,6 +98,36 @@ async def test_an_operation_records_its_end_once_the_database_answers_again(
     assert operation["status"] == "succeeded", operation
     machine = await signed_in_admin.get(f"/api/v1/machines/{created.json()['machine']['id']}")
     assert machine.json()["state"] == "running"
+
+
+class LockingFake(FakeProvider):
+    """Locks the database (from another connection) as its create ends, for `hold` seconds: the
+    create's own write of `starting`, between the provider's create and start, meets the lock."""
+
+    def __init__(self, database: Path, hold: float) -> None:
+        super().__init__()
+        self.database, self.hold = database, hold
+
+    async def create(self, spec: MachineSpec) -> None:
+        await super().create(spec)
+        other = sqlite3.connect(self.database, isolation_level=None, timeout=10)
+        other.execute("BEGIN IMMEDIATE")
+        asyncio.get_running_loop().call_later(self.hold, other.close)
+
+
+async def test_a_create_writes_starting_once_the_database_answers_again(
+    impatient: FastAPI, signed_in_admin: httpx.AsyncClient
+) -> None:
+    machines = hangar_of(impatient).machines
+    machines.providers["fake"] = LockingFake(database_of(impatient), hold=0.5)
+    created = await signed_in_admin.post("/api/v1/machines", json={"name": "m1", **MACHINE})
+    assert created.status_code == 202, created.text
+    await machines.wait_idle(10)
+    operation_id = created.json()["operation"]["id"]
+    operation = (await signed_in_admin.get(f"/api/v1/operations/{operation_id}")).json()
+    assert (operation["status"], operation["error"]) == ("succeeded", None)
+    machine = await machines.get_machine(created.json()["machine"]["id"])
+    assert machine.state == "running"
 
 
 async def test_every_route_that_uses_the_database_declares_its_503(app: FastAPI) -> None:

@@ -440,11 +440,15 @@ class MachineService(MachineQueries):
         details = await _placement(provider, machine.id)
         if not start:
             return _becomes(MachineState.STOPPED, details=details)
-        async with self.runner.transaction() as tx:
-            row = await tx.session.get(Machine, machine.id)
-            assert row is not None
-            row.details = details
-            tx.set_state(row, MachineState.STARTING)
+
+        async def starting() -> None:
+            async with self.runner.transaction() as tx:
+                row = await tx.session.get(Machine, machine.id)
+                assert row is not None
+                row.details = details
+                tx.set_state(row, MachineState.STARTING)
+
+        await self.runner.persist(f"create of {machine.name}", starting)
         runtime = await provider.start(machine.id)
         return _becomes(MachineState.RUNNING, endpoint=runtime.endpoint)
 

@@ -214,8 +214,9 @@ class OperationRunner:
     async def _run(self, operation: Operation, work: Work, target: str, undo: Undo | None) -> None:
         kind = operation.kind
         try:
-            await self._persist(
-                operation.id, partial(self._set_status, operation.id, OperationStatus.RUNNING)
+            whose = f"operation {operation.id} ({kind})"
+            await self.persist(
+                whose, partial(self._set_status, operation.id, OperationStatus.RUNNING)
             )
             try:
                 apply = await work()
@@ -225,30 +226,29 @@ class OperationRunner:
                 else:
                     log.exception("operation %s (%s) failed unexpectedly", operation.id, kind)
                     message = f"unexpected error: {exc!r}"
-                await self._persist(
-                    operation.id, partial(self._fail, operation.id, target, kind, message, undo)
+                await self.persist(
+                    whose, partial(self._fail, operation.id, target, kind, message, undo)
                 )
                 self._finished(kind, OperationStatus.FAILED)
                 return
-            await self._persist(
-                operation.id, partial(self._succeed, operation.id, target, kind, apply)
-            )
+            await self.persist(whose, partial(self._succeed, operation.id, target, kind, apply))
             self._finished(kind, OperationStatus.SUCCEEDED)
         finally:
             for machine_id in self._held.pop(operation.id, ()):
                 self._release(machine_id)
 
-    async def _persist(self, operation_id: str, write: Callable[[], Awaitable[None]]) -> None:
+    async def persist(self, whose: str, write: Callable[[], Awaitable[None]]) -> None:
         """Run `write` (one transaction) until the database takes it; a database that does not
-        answer is waited for (with growing pauses), anything else is raised."""
+        answer is waited for (with growing pauses), anything else is raised. For every write of
+        a running operation (the work's own, such as a create's `starting`, too)."""
         pause = FIRST_RETRY_S
         while True:
             try:
                 await write()
             except DATABASE_DOWN as exc:
                 log.warning(
-                    "operation %s: the database does not answer (%s); writing again in %.1fs",
-                    operation_id,
+                    "%s: the database does not answer (%s); writing again in %.1fs",
+                    whose,
                     str(getattr(exc, "orig", exc)).strip().split("\n", 1)[0],
                     pause,
                 )
