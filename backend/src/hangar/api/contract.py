@@ -26,7 +26,8 @@ from hangar.api.context import get_hangar
 MEANING = {
     400: "Malformed JSON, or a body that is not application/json",
     401: "Not signed in: no or expired session, unknown or revoked token",
-    403: "Not allowed: a viewer tried a mutation, or a cookie mutation lacks X-CSRF-Token",
+    403: "Not allowed: a viewer tried a mutation, a cookie mutation lacks X-CSRF-Token, or the "
+    "current password is wrong",
     404: "Unknown id in the path (or the provider is not enabled)",
     409: "The state machine refuses, another operation runs, or the name is taken",
     422: "A field is wrong: details.fields lists {field, message}",

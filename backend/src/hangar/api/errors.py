@@ -21,6 +21,7 @@ STATUS_OF: dict[type[errors.HangarError], int] = {
     errors.NotAuthenticatedError: 401,
     errors.ForbiddenError: 403,
     errors.CsrfError: 403,
+    errors.WrongPasswordError: 403,
     errors.NotFoundError: 404,
     errors.InvalidTransitionError: 409,
     errors.BusyError: 409,
