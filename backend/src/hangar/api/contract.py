@@ -9,7 +9,7 @@ What only a handler knows (a conflict, a rate limit) it declares with `raises(..
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -102,9 +102,28 @@ def _error_response(status: int) -> dict[str, Any]:
     return response
 
 
-def contract(app: FastAPI, routes: Iterable[BaseRoute]) -> dict[str, Any]:
+# A closed set that only the running server knows (e.g. its enabled providers): the schema's
+# name, the field, and the values the server accepts there.
+RuntimeEnums = Mapping[tuple[str, str], Iterable[str]]
+
+
+def _narrow(schemas: dict[str, Any], enums: RuntimeEnums) -> None:
+    """Put the server's own closed sets in place of the code's, so that a value the document
+    allows is one this server accepts."""
+    for (schema, name), values in enums.items():
+        try:
+            field = schemas[schema]["properties"][name]
+        except KeyError:
+            raise ValueError(f"the document has no field {schema}.{name} to narrow") from None
+        field["enum"] = sorted(values)
+
+
+def contract(
+    app: FastAPI, routes: Iterable[BaseRoute], enums: RuntimeEnums | None = None
+) -> dict[str, Any]:
     """The OpenAPI document of `app` with every error answer declared in the error shape;
-    `routes` are the routers' own routes (the app keeps its included routers nested)."""
+    `routes` are the routers' own routes (the app keeps its included routers nested); `enums`
+    replaces closed sets by what this server accepts."""
     document = get_openapi(
         title=app.title, version=app.version, routes=app.routes, description=app.description
     )
@@ -115,6 +134,7 @@ def contract(app: FastAPI, routes: Iterable[BaseRoute]) -> dict[str, Any]:
     # FastAPI's own 422 shape is not what the API answers (errors.py reshapes it).
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
+    _narrow(schemas, enums or {})
     for route in routes:
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
@@ -130,13 +150,15 @@ def contract(app: FastAPI, routes: Iterable[BaseRoute]) -> dict[str, Any]:
     return document
 
 
-def install_contract(app: FastAPI, routers: Iterable[APIRouter]) -> None:
+def install_contract(
+    app: FastAPI, routers: Iterable[APIRouter], enums: RuntimeEnums | None = None
+) -> None:
     """`app.openapi()` (and so GET /api/v1/openapi.json) serves `contract(...)`, built once."""
     routes = [route for router in routers for route in router.routes]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = contract(app, routes)
+            app.openapi_schema = contract(app, routes, enums)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -106,8 +106,8 @@ class MachineIn(Input):
         min_length=1,
         max_length=32,
         json_schema_extra=one_of(FACTORIES),
-        description="One of the known providers; which are enabled is the server's setting "
-        "(GET /api/v1/providers); a disabled one is a 422.",
+        description="One of the providers this server enabled (HANGAR_PROVIDERS; GET "
+        "/api/v1/providers lists them); the document's enum names exactly those.",
     )
     image: str = Field(min_length=1, max_length=200)
     cpus: int = Field(ge=1, le=8, strict=True)
