@@ -29,7 +29,8 @@ MEANING = {
     403: "Not allowed: a viewer tried a mutation, a cookie mutation lacks X-CSRF-Token, or the "
     "current password is wrong",
     404: "Unknown id in the path (or the provider is not enabled)",
-    409: "The state machine refuses, another operation runs, or the name is taken",
+    409: "The state machine refuses, another operation runs, the name is taken, or the provider "
+    "lacks the capability or the image",
     422: "A field is wrong: details.fields lists {field, message}",
     429: "Too many failed logins; Retry-After says when to try again",
     503: "The database does not answer (briefly unavailable, locked); /ready: or not migrated",

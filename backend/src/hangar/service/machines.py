@@ -425,9 +425,13 @@ class MachineService(MachineQueries):
             )
         images = list(await provider.images())
         if image not in images:
-            raise InvalidInputError(
-                "image",
-                f"provider {provider_name!r} has no image {image!r}; one of: {', '.join(images)}",
+            # A conflict with what the provider has now (images come and go while the server
+            # runs, so the document cannot list them): not a malformed field (422).
+            message = (
+                f"provider {provider_name!r} has no image {image!r}; one of: {', '.join(images)}"
+            )
+            raise ConflictError(
+                f"image: {message}", {"fields": [{"field": "image", "message": message}]}
             )
         return provider
 
