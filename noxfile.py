@@ -39,6 +39,7 @@ SOURCES = [
     "e2e",
     "integration",
     "bench",
+    "fuzz",
     "tools/template",
 ]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -119,7 +120,7 @@ def typecheck(session: nox.Session) -> None:
     """Static types: mypy --strict on the packages, every tier's tests and the task runners."""
     sync(session, "typecheck")
     checked = ["backend/src", "gates/src", "testkit/src", "backend/tests", "testkit/tests"]
-    checked += ["e2e", "integration", "conftest.py", "noxfile.py", "tasks.py"]
+    checked += ["e2e", "integration", "fuzz", "conftest.py", "noxfile.py", "tasks.py"]
     # The template's machinery (stdlib only); the --bare variant's files under tools/template/bare
     # are checked where they land, in the copies.
     checked += sorted(str(path.relative_to(ROOT)) for path in ROOT.glob("tools/template/*.py"))
@@ -205,6 +206,13 @@ def integration(session: nox.Session) -> None:
     sync(session, "integration")
     provision(session, "integration")
     pytest(session, "-p", "no:randomly", *(session.posargs or TEST_DIRS["integration"]))
+
+
+@nox.session(python=DEFAULT_PYTHON, tags=["tests"])
+def fuzz(session: nox.Session) -> None:
+    """Fuzz tier: schemathesis, every check, against a live server as anonymous, viewer, admin."""
+    sync(session, "fuzz")
+    pytest(session, "-p", "no:randomly", *(session.posargs or TEST_DIRS["fuzz"]))
 
 
 @nox.session(python=DEFAULT_PYTHON, default=False)
