@@ -20,6 +20,7 @@ from testkit.server import LiveServer, ServerStartError
 
 SEED_ENV = "HANGAR_FUZZ_SEED"
 SEED = pytest.StashKey[int]()
+SEED_USED = pytest.StashKey[bool]()  # a test ran with it (a collection alone prints nothing)
 REQUESTS = pytest.StashKey[dict[str, int]]()  # requests each caller's run sent
 
 
@@ -43,7 +44,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         each = ", ".join(f"{caller} {count}" for caller, count in sent.items())
         terminalreporter.write_line(f"fuzz: {sum(sent.values())} requests ({each})")
     seed = config.stash.get(SEED, None)
-    if seed is not None:
+    if seed is not None and config.stash.get(SEED_USED, False):
         terminalreporter.write_line(
             f"fuzz: seed {seed}; the same inputs again: {SEED_ENV}={seed} uv run nox -s fuzz"
         )
@@ -51,6 +52,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 @pytest.fixture(scope="session")
 def seed(pytestconfig: pytest.Config) -> int:
+    pytestconfig.stash[SEED_USED] = True
     return pytestconfig.stash[SEED]
 
 

@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_projects_pipeline_is_valid_and_in_order() -> None:
     pipeline = Pipeline.load(ROOT)
-    assert pipeline.phase_names == ["deps", "static", "unit", "e2e", "integration", "bench"]
+    assert pipeline.phase_names == [
+        "deps", "static", "unit", "e2e", "integration", "fuzz", "bench"
+    ]  # fmt: skip
     deps = pipeline.phase("deps")
     assert [g.name for g in deps.gates] == ["lock", "sync", "audit", "provision", "collect"]
     assert (deps.gates[2].kind, deps.gates[2].target) == ("check", "audit")
@@ -27,13 +29,17 @@ def test_the_projects_pipeline_is_valid_and_in_order() -> None:
     assert unit.gates[2].options["min_speedup"] == "auto"
     assert ("unit", "speedup") in pipeline.green_gates()
     assert ("e2e", "e2e") not in pipeline.green_gates()
+    fuzz = pipeline.phase("fuzz").gates[0]
+    assert (fuzz.kind, fuzz.target, fuzz.options["tier"]) == ("session", "fuzz", "fuzz")
 
 
 def test_select_only_keeps_pipeline_order_and_from_resumes() -> None:
     pipeline = Pipeline.load(ROOT)
     assert [p.name for p in pipeline.select(["unit", "deps"])] == ["deps", "unit"]
-    assert [p.name for p in pipeline.select(start="integration")] == ["integration", "bench"]
-    assert len(pipeline.select()) == 6
+    assert [p.name for p in pipeline.select(start="integration")] == [
+        "integration", "fuzz", "bench"
+    ]  # fmt: skip
+    assert len(pipeline.select()) == 7
     with pytest.raises(ConfigError, match="unknown phase 'nope'; phases are: deps, static"):
         pipeline.select(["nope"])
     with pytest.raises(ConfigError, match="either --only or --from"):
