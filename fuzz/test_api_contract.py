@@ -90,14 +90,14 @@ class FuzzRun:
     def reproduce(self) -> str:
         """What a person runs to see the same inputs again (the server's own ids will differ)."""
         schema = "http://127.0.0.1:8000/api/v1/openapi.json"
-        command = f"SCHEMATHESIS_HOOKS={HOOKS.relative_to(ROOT)} uv run --group fuzz st run "
-        command += shlex.join([schema, *self.generation()])
+        command = f"SCHEMATHESIS_HOOKS={HOOKS.relative_to(ROOT)} "
+        whose = ""
+        if self.caller.name != "anonymous":
+            command += f"{PROTECTED_TOKENS_ENV}=$TOKEN_ID "
+            whose = f" ($TOKEN, $TOKEN_ID: an API token of a user with the {self.caller.name} role)"
+        command += "uv run --group fuzz st run " + shlex.join([schema, *self.generation()])
         if self.caller.name != "anonymous":
             command += ' --header "Authorization: Bearer $TOKEN"'
-            whose = f" ($TOKEN: an API token of a{'n' * (self.caller.name == 'admin')} "
-            whose += f"{self.caller.name})"
-        else:
-            whose = ""
         return (
             f"seed {self.seed}; the same inputs again:\n"
             f"  {SEED_ENV}={self.seed} uv run nox -s fuzz -- fuzz -k {self.caller.name}\n"
