@@ -97,6 +97,16 @@ async def test_every_admin_mutation_answers_403_to_a_viewer(
 
 
 @pytest.mark.asyncio
+async def test_a_viewer_is_not_refused_what_is_their_own(viewer: httpx.AsyncClient) -> None:
+    """OWN names only what a viewer may do: none of it is refused for the role (logout last, as
+    it ends the viewer's session)."""
+    for method, path in sorted(OWN, key=lambda op: op[1].endswith("/logout")):
+        response = await viewer.request(method.upper(), concrete(path))
+        assert response.status_code != 403, (method, path, response.text)
+        assert response.status_code < 500, (method, path, response.text)
+
+
+@pytest.mark.asyncio
 async def test_every_cookie_mutation_without_csrf_answers_403(
     app: FastAPI, viewer: httpx.AsyncClient
 ) -> None:
