@@ -24,7 +24,7 @@ def protected_tokens() -> frozenset[str]:
 
 
 @schemathesis.hook
-def before_call(context: HookContext, case: Case, kwargs: dict[str, Any]) -> None:
+def before_call(context: HookContext, case: Case[Any], kwargs: dict[str, Any]) -> None:
     """Send the revocation of one of the run's own tokens for an unknown token id instead."""
     del context, kwargs
     parameters = case.path_parameters or {}

@@ -19,7 +19,7 @@ OWN = "0123456789abcdef0123456789abcdef"
 def call(method: str, token_id: str) -> dict[str, Any]:
     """The path parameters a DELETE of `token_id` goes out with, after the hook."""
     case = SimpleNamespace(method=method, path_parameters={"token_id": token_id})
-    hooks.before_call(cast(HookContext, None), cast(Case, case), {})
+    hooks.before_call(cast(HookContext, None), cast("Case[Any]", case), {})
     parameters: dict[str, Any] = case.path_parameters
     return parameters
 
