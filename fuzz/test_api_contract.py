@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -33,6 +34,7 @@ from .hooks import PROTECTED_TOKENS_ENV
 
 ROOT = Path(__file__).parents[1]
 HOOKS = Path(__file__).with_name("hooks.py")
+KEPT = ROOT / "test-results" / "fuzz"  # a failed caller's HAR and JUnit files (CI keeps them)
 NEVER_ENDS = ["/api/v1/events"]  # the SSE stream
 RUN_TIMEOUT_S = 240.0  # a bound on one caller's run; it takes well under a minute here
 
@@ -176,9 +178,11 @@ def run_st(run: FuzzRun, token: tuple[str, str] | None, data_dir: Path) -> str:
     )
     output = result.stdout + result.stderr
     if result.returncode != 0:
+        kept = KEPT / run.caller.name
+        shutil.copytree(run.reports, kept, dirs_exist_ok=True)
         pytest.fail(
             f"schemathesis found problems as the {run.caller.name} (exit {result.returncode}):\n"
-            f"{output}\n{run.reproduce()}",
+            f"{output}\nEvery request and answer: {kept}\n{run.reproduce()}",
             pytrace=False,
         )
     return output
