@@ -29,6 +29,9 @@ nox.options.error_on_missing_interpreters = CI
 TEST_DIRS: dict[str, list[str]] = {
     name: tier.get("dirs", []) for name, tier in PYPROJECT["tool"]["gates"]["tiers"].items()
 }
+# The fuzz tier is optional: a --bare copy of the template declares none, so its dirs are
+# linted, type-checked and run only where [tool.gates.tiers.fuzz] declares them.
+FUZZ_DIRS: list[str] = TEST_DIRS.get("fuzz", [])
 SOURCES = [
     "noxfile.py",
     "tasks.py",
@@ -39,6 +42,7 @@ SOURCES = [
     "e2e",
     "integration",
     "bench",
+    *FUZZ_DIRS,
     "tools/template",
 ]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -119,7 +123,7 @@ def typecheck(session: nox.Session) -> None:
     """Static types: mypy --strict on the packages, every tier's tests and the task runners."""
     sync(session, "typecheck")
     checked = ["backend/src", "gates/src", "testkit/src", "backend/tests", "testkit/tests"]
-    checked += ["e2e", "integration", "conftest.py", "noxfile.py", "tasks.py"]
+    checked += ["e2e", "integration", *FUZZ_DIRS, "conftest.py", "noxfile.py", "tasks.py"]
     # The template's machinery (stdlib only); the --bare variant's files under tools/template/bare
     # are checked where they land, in the copies.
     checked += sorted(str(path.relative_to(ROOT)) for path in ROOT.glob("tools/template/*.py"))
@@ -220,6 +224,15 @@ def integration(session: nox.Session) -> None:
     provision(session, "integration")
     tests = session.posargs or TEST_DIRS["integration"]
     pytest(session, "-p", "no:randomly", *COVERAGE, *tests, env=coverage_file(session))
+
+
+@nox.session(python=DEFAULT_PYTHON, tags=["tests"] if FUZZ_DIRS else [], default=bool(FUZZ_DIRS))
+def fuzz(session: nox.Session) -> None:
+    """Fuzz tier: schemathesis, every check, against a live server as anonymous, viewer, admin."""
+    if not FUZZ_DIRS:
+        session.error("this project has no fuzz tier: [tool.gates.tiers.fuzz] declares its dirs")
+    sync(session, "fuzz")
+    pytest(session, "-p", "no:randomly", *(session.posargs or FUZZ_DIRS))
 
 
 @nox.session(python=DEFAULT_PYTHON, default=False)

@@ -29,3 +29,7 @@ def test_password_change_errors_quote_the_server(admin_page: Page, admin: User) 
     expect(settings.password_form.get_by_test_id("new_password-error")).to_contain_text("8")
     settings.change_password("wrong-current-password", "long-enough-password")
     expect(admin_page.get_by_test_id("password-error")).to_be_visible()
+    # A 403 wrong_password names the field, as a 422 would.
+    expect(settings.password_form.get_by_test_id("current_password-error")).to_contain_text(
+        "not your current password"
+    )

@@ -183,8 +183,10 @@ async def app(
     engine instead of creating one (connections, pool and database are new per test)."""
     settings: Settings = shared_app.state.settings
 
-    def engine_for(url: str) -> AsyncEngine:
-        return shared_engine if url == settings.database_url else create_engine(url)
+    def engine_for(url: str, busy_timeout_s: float) -> AsyncEngine:
+        if url == settings.database_url:
+            return shared_engine
+        return create_engine(url, busy_timeout_s)
 
     monkeypatch.setattr(context, "create_engine", engine_for)
     shutil.rmtree(settings.data_dir, ignore_errors=True)

@@ -13,6 +13,7 @@ from hangar.db.models import Session, utcnow
 from hangar.service.ratelimit import SlidingWindow
 
 from .conftest import ADMIN, VIEWER, client_for, hangar_of, log_in
+from .test_bad_input import assert_error_shape
 
 pytestmark = pytest.mark.asyncio
 
@@ -104,6 +105,19 @@ async def test_password_change(admin: httpx.AsyncClient, app: FastAPI) -> None:
         )
         assert old.status_code == 401
         await log_in(client, "admin", "a-new-password")
+
+
+async def test_a_wrong_current_password_is_403_naming_the_field(admin: httpx.AsyncClient) -> None:
+    """Well formed, so not a 422 (the document allows any such string); not a 401 either, which
+    would sign the person out of the web UI."""
+    response = await admin.post(
+        "/api/v1/auth/password",
+        json={"current_password": "not-the-password", "new_password": "a-new-password"},
+    )
+    error = assert_error_shape(response, 403, "wrong_password")
+    assert error["details"]["fields"] == [
+        {"field": "current_password", "message": "is not your current password"}
+    ]
 
 
 async def test_viewer_may_manage_own_password_and_tokens(viewer: httpx.AsyncClient) -> None:

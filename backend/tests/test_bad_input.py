@@ -54,12 +54,12 @@ def field_names(error: dict[str, Any]) -> list[str]:
         ("provider", "nope", "enabled: fake"),
         ("provider", 1, "string"),
         ("image", "", "at least 1"),
-        ("image", "windows-95", "debian-12"),
         ("cpus", 0, "greater than or equal to 1"),
         ("cpus", 9, "less than or equal to 8"),
         ("cpus", "2", "integer"),
         ("cpus", 1.5, "integer"),
         ("cpus", True, "integer"),
+        ("cpus", 1e300, "less than or equal to 8"),
         ("memory_mb", 63, "64"),
         ("memory_mb", 16385, "16384"),
         ("memory_mb", [], "integer"),
@@ -77,6 +77,39 @@ async def test_create_machine_rejects(api: Api, field: str, value: object, hint:
     assert hint in error["details"]["fields"][0]["message"]
     assert field in error["message"]
     assert (await api.client.get("/api/v1/machines")).json()["total"] == 0
+
+
+async def test_an_image_the_provider_lacks_is_a_conflict_naming_the_field(api: Api) -> None:
+    """Any image name is well formed (the document cannot list images: they come and go while
+    the server runs), so one the provider lacks now is a 409, not a 422; the field is named."""
+    body = {**GOOD_MACHINE, "image": "windows-95"}
+    error = assert_error_shape(
+        await api.client.post("/api/v1/machines", json=body), 409, "conflict"
+    )
+    assert field_names(error) == ["image"]
+    assert "debian-12" in error["details"]["fields"][0]["message"]
+    assert (await api.client.get("/api/v1/machines")).json()["total"] == 0
+
+
+async def test_integers_may_be_written_as_whole_floats(api: Api) -> None:
+    """JSON Schema's `integer` (the document's type) includes 2.0: every integer of a body takes
+    it, and stores the integer."""
+    body = {**GOOD_MACHINE, "cpus": 2.0, "memory_mb": 128.0, "start": False}
+    created = await api.client.post("/api/v1/machines", json=body)
+    assert created.status_code == 202, created.text
+    machine = created.json()["machine"]
+    assert (machine["cpus"], machine["memory_mb"]) == (2, 128)
+    assert isinstance(machine["cpus"], int)
+    await api.settle()
+    disk = await api.client.post(
+        f"/api/v1/machines/{machine['id']}/disks", json={"name": "data", "size_mb": 16.0}
+    )
+    assert disk.status_code == 202, disk.text
+    assert disk.json()["disk"]["size_mb"] == 16
+    fault = await api.client.post(
+        "/api/v1/providers/fake/faults", json={"action": "start", "times": 1.0}
+    )
+    assert fault.status_code == 204, fault.text
 
 
 @pytest.mark.parametrize("missing", sorted(set(GOOD_MACHINE)))
@@ -135,7 +168,6 @@ async def test_fault_injection_rejects(api: Api, body: dict[str, object], field:
         ("/api/v1/tokens", {}, "name"),
         (PASSWORD, {"current_password": "admin-password", "new_password": "short"}, "new_password"),
         (PASSWORD, {"current_password": "", "new_password": "long-enough"}, "current_password"),
-        (PASSWORD, {"current_password": "bad", "new_password": "long-enough"}, "current_password"),
     ],
 )  # fmt: skip
 async def test_auth_and_token_bodies_reject(

@@ -14,6 +14,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from hangar.api.contract import contract
+from hangar.providers.registry import FACTORIES
+
 from .conftest import client_for
 from .test_bad_input import assert_error_shape
 
@@ -94,6 +97,16 @@ async def test_every_admin_mutation_answers_403_to_a_viewer(
 
 
 @pytest.mark.asyncio
+async def test_a_viewer_is_not_refused_what_is_their_own(viewer: httpx.AsyncClient) -> None:
+    """OWN names only what a viewer may do: none of it is refused for the role (logout last, as
+    it ends the viewer's session)."""
+    for method, path in sorted(OWN, key=lambda op: op[1].endswith("/logout")):
+        response = await viewer.request(method.upper(), concrete(path))
+        assert response.status_code != 403, (method, path, response.text)
+        assert response.status_code < 500, (method, path, response.text)
+
+
+@pytest.mark.asyncio
 async def test_every_cookie_mutation_without_csrf_answers_403(
     app: FastAPI, viewer: httpx.AsyncClient
 ) -> None:
@@ -132,9 +145,30 @@ async def test_every_error_answer_is_declared_in_the_error_shape(app: FastAPI) -
 @pytest.mark.asyncio
 async def test_closed_sets_are_enums(app: FastAPI) -> None:
     schemas = document(app)["components"]["schemas"]
-    assert set(schemas["MachineIn"]["properties"]["provider"]["enum"]) >= {"fake", "qemu"}
+    assert schemas["MachineIn"]["properties"]["provider"]["enum"] == ["fake"]  # what it enabled
     assert "start" in schemas["FaultIn"]["properties"]["action"]["enum"]
     assert "running" in schemas["MachineOut"]["properties"]["state"]["enum"]
+
+
+@pytest.mark.asyncio
+async def test_the_provider_enum_is_what_this_server_accepts(
+    app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    """A provider the document allows is not refused as a field error; one it leaves out is."""
+    allowed = document(app)["components"]["schemas"]["MachineIn"]["properties"]["provider"]
+    assert allowed["enum"] == sorted(app.state.settings.providers)
+    body = {"name": "m1", "image": "debian-12", "cpus": 1, "memory_mb": 64, "start": False}
+    for provider in allowed["enum"]:
+        response = await admin.post("/api/v1/machines", json={**body, "provider": provider})
+        assert response.status_code == 202, response.text
+    for provider in sorted(set(FACTORIES) - set(allowed["enum"])):
+        response = await admin.post("/api/v1/machines", json={**body, "provider": provider})
+        assert_error_shape(response, 422, "validation_error")
+
+
+def test_a_runtime_enum_must_name_a_field_of_the_document() -> None:
+    with pytest.raises(ValueError, match=r"no field MachineIn\.flavour"):
+        contract(FastAPI(), [], enums={("MachineIn", "flavour"): ["x"]})
 
 
 @pytest.mark.asyncio

@@ -117,6 +117,38 @@ async def test_a_stopped_machine_without_a_process_is_no_drift(stack: Stack) -> 
 
 
 @pytest.mark.asyncio
+async def test_a_stopped_machine_the_provider_no_longer_has_is_marked_error(
+    stack: Stack,
+) -> None:
+    """What a restart of a provider that keeps nothing (the fake) leaves, or a machine directory
+    removed by hand: the row must not promise a machine that a start would not find."""
+    machine = await stack.machine(start=False)
+    stack.fake.forget(machine.id)
+
+    report = await stack.observer.reconcile()
+
+    assert kinds(report) == [(FindingKind.MACHINE_MISSING, machine.id, machine.id)]
+    marked = await stack.service.get_machine(machine.id)
+    assert marked.state == "error"
+    assert "the fake provider no longer has this machine (observed at" in (marked.error or "")
+    [event] = await stack.observer_events()
+    assert event.message.startswith("machine_missing: web-1: the fake provider no longer has")
+    await stack.service.delete(machine.id)
+    await stack.service.wait_idle(DEADLINE_S)
+    assert (await stack.observer.reconcile()).findings == []
+
+
+@pytest.mark.asyncio
+async def test_a_failed_create_is_no_drift(stack: Stack) -> None:
+    """Its `error` row names a machine the provider never made, and says so already."""
+    stack.fake.inject_fault("create", "no capacity")
+    machine = await stack.machine()
+    assert (machine.state, machine.error) == ("error", "no capacity")
+    assert (await stack.observer.reconcile()).findings == []
+    assert (await stack.service.get_machine(machine.id)).error == "no capacity"
+
+
+@pytest.mark.asyncio
 async def test_an_orphan_machine_is_reported_and_left_running(stack: Stack) -> None:
     await stack.machine()
     await stack.fake.create(MachineSpec("stray-key", "stray", "debian-12", 1, 64))

@@ -212,6 +212,21 @@ async def test_kill_9_is_seen_and_start_recovers(provider: QemuProvider) -> None
     assert (await provider.start("m1")).running
 
 
+async def test_start_sees_through_a_boot_whose_launcher_died(provider: QemuProvider) -> None:
+    """A server killed while its machine booted leaves QEMU running without the runtime record
+    (pid, port) that the end of a boot writes; start adopts that QEMU instead of calling it
+    started without an endpoint, and boots no second one."""
+    await provider.create(spec())
+    booted = await provider.start("m1")
+    provider.paths("m1").runtime.unlink()  # as if the launcher died before the guest was ready
+    half = await provider.runtime("m1")
+    assert half is not None
+    assert (half.running, half.endpoint) == (True, None)
+    adopted = await provider.start("m1")
+    assert (adopted.pid, adopted.endpoint) == (booted.pid, booted.endpoint)
+    assert provider.paths("m1").runtime.exists()
+
+
 async def test_a_qemu_without_its_directory_is_reported_as_orphan(provider: QemuProvider) -> None:
     await provider.create(spec())
     pid = (await provider.start("m1")).pid

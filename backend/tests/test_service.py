@@ -91,6 +91,47 @@ class HangingFake(FakeProvider):
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
+    async def create_disk(self, key: str, disk_key: str, size_mb: int) -> None:
+        await asyncio.Event().wait()
+
+    async def create_snapshot(self, key: str, name: str) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_an_interrupted_disk_or_snapshot_creation_leaves_no_row(stack: Stack) -> None:
+    """As after a crash: the creations are cut off (shutdown cancels them), a new service on the
+    same database recovers; the rows recorded up front go, as after a failed creation, and the
+    machines stay usable."""
+    snapshotted = await create(stack, "snap", start=False)
+    disked = await create(stack, "disk", start=False)
+    await stack.service.create_snapshot(snapshotted.id, "before")
+    await stack.service.wait_idle(5)
+    stack.service.providers["fake"] = HangingFake()
+    stack.fake = FakeProvider()  # what the next process's provider has: nothing of these
+    _, snapshot_op = await stack.service.create_snapshot(snapshotted.id, "cut-off")
+    _, disk_op = await stack.service.create_disk(disked.id, "data", 64)
+    await stack.service.close(0.05)
+    assert (await stack.service.get_operation(snapshot_op.id)).status == "running"
+
+    after = MachineService(
+        create_sessionmaker(stack.engine), {"fake": stack.fake}, EventBus(), Metrics()
+    )
+    try:
+        assert await after.recover_interrupted() == 2
+        for operation in (snapshot_op, disk_op):
+            recovered = await after.get_operation(operation.id)
+            assert recovered.status == "failed"
+            assert "interrupted" in (recovered.error or "")
+        assert [s.name for s in await after.list_snapshots(snapshotted.id)] == ["before"]
+        assert await after.list_disks(disked.id) == []
+        for machine_id in (snapshotted.id, disked.id):
+            assert (await after.get_machine(machine_id)).state == "stopped"
+        kinds = [(e.kind, e.message) for e in await after.list_events(limit=50)]
+        assert ("operation", "create_snapshot failed: interrupted: the server stopped while "
+                "this operation ran") in kinds  # fmt: skip
+    finally:
+        await after.close(5)
+
 
 async def test_close_cancels_operations_that_outlast_the_grace(stack: Stack) -> None:
     stack.service.providers["fake"] = HangingFake()

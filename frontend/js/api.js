@@ -10,7 +10,7 @@ export class ApiError extends Error {
     this.details = details ?? {};
   }
 
-  /** `{field: message}` from a 422 `validation_error`. */
+  /** `{field: message}` from `details.fields`: a 422, or a 403 or 409 that names a field. */
   get fieldErrors() {
     const out = {};
     for (const item of this.details.fields ?? []) {

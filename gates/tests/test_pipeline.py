@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_projects_pipeline_is_valid_and_in_order() -> None:
     pipeline = Pipeline.load(ROOT)
-    names = ["deps", "static", "unit", "e2e", "integration", "coverage", "bench"]
+    names = ["deps", "static", "unit", "e2e", "integration", "fuzz", "coverage", "bench"]
     assert pipeline.phase_names == names
     deps = pipeline.phase("deps")
     assert [g.name for g in deps.gates] == ["lock", "sync", "audit", "provision", "collect"]
@@ -28,6 +28,8 @@ def test_the_projects_pipeline_is_valid_and_in_order() -> None:
     assert unit.gates[2].options["min_speedup"] == "auto"
     assert ("unit", "speedup") in pipeline.green_gates()
     assert ("e2e", "e2e") not in pipeline.green_gates()
+    fuzz = pipeline.phase("fuzz").gates[0]
+    assert (fuzz.kind, fuzz.target, fuzz.options["tier"]) == ("session", "fuzz", "fuzz")
     # The ratchet after every tier that measures, over the project's three packages.
     assert pipeline.phase("coverage").gates[0].target == "coverage"
     assert pipeline.coverage is not None
@@ -39,10 +41,11 @@ def test_select_only_keeps_pipeline_order_and_from_resumes() -> None:
     assert [p.name for p in pipeline.select(["unit", "deps"])] == ["deps", "unit"]
     assert [p.name for p in pipeline.select(start="integration")] == [
         "integration",
+        "fuzz",
         "coverage",
         "bench",
     ]
-    assert len(pipeline.select()) == 7
+    assert len(pipeline.select()) == 8
     with pytest.raises(ConfigError, match="unknown phase 'nope'; phases are: deps, static"):
         pipeline.select(["nope"])
     with pytest.raises(ConfigError, match="either --only or --from"):

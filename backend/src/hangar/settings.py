@@ -49,6 +49,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(".hangar")
     database_url: str = ""  # empty: a SQLite file in the data dir
+    # SQLite only: how long a request waits for another process's lock on the database file
+    # before it answers 503 (the service goes on; the next request tries again).
+    database_busy_timeout_seconds: float = Field(default=5.0, ge=0, le=600)
     secret_key: str = ""  # empty: generated once and kept in the data dir
     # What this service's machines in shared places carry (Proxmox tag `run-<id>`, E2B metadata
     # `run`), so sweeps and the observer tell its machines from others'. Empty: generated once

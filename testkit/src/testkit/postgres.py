@@ -45,6 +45,17 @@ class PostgresServer:
     port: int
     user: str
     data_dir: Path
+    pg_ctl: str = "pg_ctl"
+
+    def stop(self) -> None:
+        """Stop the server as an administrator would (`pg_ctl stop -m fast`: its clients are
+        disconnected), keeping its files; `start()` brings it back on its port."""
+        stop = [self.pg_ctl, "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30"]
+        subprocess.run([*_runner(), *stop], capture_output=True, text=True, check=True)
+
+    def start(self) -> None:
+        """Start the stopped server again, as it was (same port, socket dir and options)."""
+        _start_server(self.pg_ctl, self.data_dir, self.port)
 
     def url(self, database: str, driver: str = "psycopg") -> str:
         """A SQLAlchemy URL of `database`."""
@@ -104,21 +115,27 @@ def start_cluster(initdb: str, pg_ctl: str) -> PostgresServer:
     if runner:
         shutil.chown(base, user="postgres")
     port = _free_port()
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off"
     log = base / "server.log"
     runs.register_pidfile(data_dir / "postmaster.pid", stop=signal.SIGQUIT)  # before the start
     try:
-        for command in (
-            [initdb, "-D", str(data_dir), "-U", "hangar", "--auth=trust", "-E", "UTF8"],
-            [pg_ctl, "start", "-D", str(data_dir), "-w", "-t", str(START_TIMEOUT_S),
-             "-o", options, "-l", str(log)],
-        ):  # fmt: skip
-            subprocess.run([*runner, *command], capture_output=True, text=True, check=True)
+        init = [initdb, "-D", str(data_dir), "-U", "hangar", "--auth=trust", "-E", "UTF8"]
+        subprocess.run([*runner, *init], capture_output=True, text=True, check=True)
+        _start_server(pg_ctl, data_dir, port)
     except subprocess.CalledProcessError as error:
         detail = log.read_text(errors="replace") if log.exists() else ""
         stop_cluster(pg_ctl, data_dir)
         raise ClusterStartError(f"PostgreSQL did not start: {error.stderr}\n{detail}") from None
-    return PostgresServer("127.0.0.1", port, "hangar", data_dir)
+    return PostgresServer("127.0.0.1", port, "hangar", data_dir, pg_ctl)
+
+
+def _start_server(pg_ctl: str, data_dir: Path, port: int) -> None:
+    """`pg_ctl start` of the cluster in `data_dir`: on 127.0.0.1:`port`, its socket in the
+    tagged dir above it, its log there too."""
+    base = data_dir.parent
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off"
+    start = [pg_ctl, "start", "-D", str(data_dir), "-w", "-t", str(START_TIMEOUT_S),
+             "-o", options, "-l", str(base / "server.log")]  # fmt: skip
+    subprocess.run([*_runner(), *start], capture_output=True, text=True, check=True)
 
 
 def stop_cluster(pg_ctl: str, data_dir: Path) -> None:

@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    install_contract(app, ROUTERS)
+    # The document names the providers this server enabled: another one is refused (a 422).
+    install_contract(app, ROUTERS, enums={("MachineIn", "provider"): settings.providers})
     app.add_middleware(RequestMetrics, metrics=metrics)
     for router in ROUTERS:
         app.include_router(router)

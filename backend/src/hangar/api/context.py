@@ -41,7 +41,7 @@ class Hangar:
     async def start(cls, settings: Settings, metrics: Metrics) -> Hangar:
         """Connect, refuse an unmigrated database, build providers and services."""
         settings.ensure_data_dir()
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, settings.database_busy_timeout_seconds)
         try:
             await check_current(engine)
             providers = build_providers(settings)

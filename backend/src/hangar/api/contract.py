@@ -2,13 +2,14 @@
 
 What a route can answer follows from what it depends on, so it is derived, not listed per route:
 a signed-in caller (401), a writer or an admin (403: CSRF, role), an id in the path (404), query,
-header or body parameters (422; a body also 400 for malformed JSON or another content type).
+header or body parameters (422; a body also 400 for malformed JSON or another content type), the
+service's state (503: the database does not answer).
 What only a handler knows (a conflict, a rate limit) it declares with `raises(...)`."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -19,17 +20,20 @@ from pydantic import BaseModel, Field
 from starlette.routing import BaseRoute
 
 from hangar.api.auth import admin_principal, current_principal, writing_principal
+from hangar.api.context import get_hangar
 
 # What each error status means, for the document's descriptions (docs/api.md says more).
 MEANING = {
     400: "Malformed JSON, or a body that is not application/json",
     401: "Not signed in: no or expired session, unknown or revoked token",
-    403: "Not allowed: a viewer tried a mutation, or a cookie mutation lacks X-CSRF-Token",
+    403: "Not allowed: a viewer tried a mutation, a cookie mutation lacks X-CSRF-Token, or the "
+    "current password is wrong",
     404: "Unknown id in the path (or the provider is not enabled)",
-    409: "The state machine refuses, another operation runs, or the name is taken",
+    409: "The state machine refuses, another operation runs, the name is taken, or the provider "
+    "lacks the capability or the image",
     422: "A field is wrong: details.fields lists {field, message}",
     429: "Too many failed logins; Retry-After says when to try again",
-    503: "Not ready: the database does not answer or is not migrated",
+    503: "The database does not answer (briefly unavailable, locked); /ready: or not migrated",
 }
 HEADERS_OF = {
     429: {
@@ -82,6 +86,8 @@ def derived_statuses(route: APIRoute) -> set[int]:
         statuses.add(422)
     if any(d.body_params for d in dependants):
         statuses.add(400)
+    if get_hangar in calls:  # the service's database: it may not answer for a while
+        statuses.add(503)
     return statuses
 
 
@@ -97,9 +103,28 @@ def _error_response(status: int) -> dict[str, Any]:
     return response
 
 
-def contract(app: FastAPI, routes: Iterable[BaseRoute]) -> dict[str, Any]:
+# A closed set that only the running server knows (e.g. its enabled providers): the schema's
+# name, the field, and the values the server accepts there.
+RuntimeEnums = Mapping[tuple[str, str], Iterable[str]]
+
+
+def _narrow(schemas: dict[str, Any], enums: RuntimeEnums) -> None:
+    """Put the server's own closed sets in place of the code's, so that a value the document
+    allows is one this server accepts."""
+    for (schema, name), values in enums.items():
+        try:
+            field = schemas[schema]["properties"][name]
+        except KeyError:
+            raise ValueError(f"the document has no field {schema}.{name} to narrow") from None
+        field["enum"] = sorted(values)
+
+
+def contract(
+    app: FastAPI, routes: Iterable[BaseRoute], enums: RuntimeEnums | None = None
+) -> dict[str, Any]:
     """The OpenAPI document of `app` with every error answer declared in the error shape;
-    `routes` are the routers' own routes (the app keeps its included routers nested)."""
+    `routes` are the routers' own routes (the app keeps its included routers nested); `enums`
+    replaces closed sets by what this server accepts."""
     document = get_openapi(
         title=app.title, version=app.version, routes=app.routes, description=app.description
     )
@@ -110,6 +135,7 @@ def contract(app: FastAPI, routes: Iterable[BaseRoute]) -> dict[str, Any]:
     # FastAPI's own 422 shape is not what the API answers (errors.py reshapes it).
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
+    _narrow(schemas, enums or {})
     for route in routes:
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
@@ -125,13 +151,15 @@ def contract(app: FastAPI, routes: Iterable[BaseRoute]) -> dict[str, Any]:
     return document
 
 
-def install_contract(app: FastAPI, routers: Iterable[APIRouter]) -> None:
+def install_contract(
+    app: FastAPI, routers: Iterable[APIRouter], enums: RuntimeEnums | None = None
+) -> None:
     """`app.openapi()` (and so GET /api/v1/openapi.json) serves `contract(...)`, built once."""
     routes = [route for router in routers for route in router.routes]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = contract(app, routes)
+            app.openapi_schema = contract(app, routes, enums)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hangar.api.contract import declared_methods
+from hangar.db.engine import DATABASE_DOWN
 from hangar.service import errors
 
 log = logging.getLogger(__name__)
@@ -19,6 +21,7 @@ STATUS_OF: dict[type[errors.HangarError], int] = {
     errors.NotAuthenticatedError: 401,
     errors.ForbiddenError: 403,
     errors.CsrfError: 403,
+    errors.WrongPasswordError: 403,
     errors.NotFoundError: 404,
     errors.InvalidTransitionError: 409,
     errors.BusyError: 409,
@@ -134,6 +137,23 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", summary, {"fields": fields})
 
 
+def database_reason(exc: BaseException) -> str:
+    """The database's own first line (`database is locked`, `connection failed: …`)."""
+    cause = exc.orig if isinstance(exc, sa.DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(
+        503,
+        "database_unavailable",
+        f"the database does not answer ({database_reason(exc)}); try again shortly "
+        "(GET /ready says when it is back)",
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
@@ -145,4 +165,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.HangarError, _hangar_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for kind in DATABASE_DOWN:
+        app.add_exception_handler(kind, _database_down)
     app.add_exception_handler(Exception, _unexpected)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 from pydantic.config import JsonDict, JsonValue
 
 from hangar.db.models import OperationStatus
@@ -42,6 +42,18 @@ DnsLabel = Annotated[
 # SQLite's integers are 64-bit: a larger id or offset is a 422, not an overflow in the database.
 MAX_INTEGER = 2**63 - 1
 UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
+
+
+def _whole_number(value: object) -> object:
+    """JSON has one kind of number, and JSON Schema's `integer` includes 1.0: a float without a
+    fraction is that integer. Anything else (true, "1", 1.5) goes on to the strict check."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# A body's integer: 2 and 2.0, never true or "2" (lax pydantic would take those).
+Integer = Annotated[int, Strict(), BeforeValidator(_whole_number)]
 
 
 class Input(BaseModel):
@@ -106,12 +118,12 @@ class MachineIn(Input):
         min_length=1,
         max_length=32,
         json_schema_extra=one_of(FACTORIES),
-        description="One of the known providers; which are enabled is the server's setting "
-        "(GET /api/v1/providers); a disabled one is a 422.",
+        description="One of the providers this server enabled (HANGAR_PROVIDERS; GET "
+        "/api/v1/providers lists them); the document's enum names exactly those.",
     )
     image: str = Field(min_length=1, max_length=200)
-    cpus: int = Field(ge=1, le=8, strict=True)
-    memory_mb: int = Field(ge=64, le=16384, strict=True)
+    cpus: Integer = Field(ge=1, le=8)
+    memory_mb: Integer = Field(ge=64, le=16384)
     start: bool = Field(default=True, strict=True)
 
 
@@ -170,7 +182,7 @@ class ConsoleOut(BaseModel):
 # ---------------------------------------------------------------- disks and snapshots
 class DiskIn(Input):
     name: DnsLabel
-    size_mb: int = Field(ge=1, le=65536, strict=True)
+    size_mb: Integer = Field(ge=1, le=65536)
 
 
 class DiskOut(Output):
@@ -222,4 +234,4 @@ class ProviderOut(Output):
 class FaultIn(Input):
     action: str = Field(min_length=1, max_length=64, json_schema_extra=one_of(FAULT_ACTIONS))
     message: str = Field(default="injected fault", min_length=1, max_length=1000)
-    times: int = Field(default=1, ge=1, le=1000, strict=True)
+    times: Integer = Field(default=1, ge=1, le=1000)

@@ -41,7 +41,7 @@ class UnsupportedError(HangarError):
 
 
 class InvalidInputError(HangarError):
-    """One field is wrong in a way only the service can tell (unknown provider, wrong password)."""
+    """One field is wrong in a way only the service can tell (e.g. a password too short)."""
 
     code = "validation_error"
 
@@ -59,6 +59,16 @@ class ForbiddenError(HangarError):
 
 class CsrfError(HangarError):
     code = "csrf_failed"
+
+
+class WrongPasswordError(HangarError):
+    """A signed-in caller's proof of their password failed: not a malformed field (the request
+    was well formed), and not a lost session (which would sign the person out)."""
+
+    code = "wrong_password"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", {"fields": [{"field": field, "message": message}]})
 
 
 class RateLimitedError(HangarError):

@@ -62,6 +62,12 @@ CAPABILITY_OF: dict[Action, Capability] = {
     Action.DELETE_SNAPSHOT: Capability.SNAPSHOTS,
 }
 
+# The rows that a creation records before its provider work, which recovery takes back.
+TAKEN_BACK: dict[str, type[Disk] | type[Snapshot]] = {
+    Action.CREATE_DISK.value: Disk,
+    Action.CREATE_SNAPSHOT.value: Snapshot,
+}
+
 Prepare = Callable[[Tx, Machine], Awaitable[T]]
 """A command's own checks and rows, written with the operation; gets the machine as stored."""
 
@@ -106,8 +112,43 @@ class MachineService(MachineQueries):
         return self.runner.transaction()
 
     async def recover_interrupted(self) -> int:
-        """See `OperationRunner.recover_interrupted`."""
-        return await self.runner.recover_interrupted()
+        """See `OperationRunner.recover_interrupted`. A disk or snapshot whose creation was
+        interrupted goes, as after a failed creation (its row, and what the provider may have
+        made of it): the row alone would name a file or snapshot that may not exist."""
+        return await self.runner.recover_interrupted(self._take_back)
+
+    async def _take_back(self, tx: Tx, operation: Operation) -> None:
+        model = TAKEN_BACK.get(operation.kind)
+        if model is None:
+            return
+        # The operation held its machine's lock from the transaction that recorded the row until
+        # the server stopped, so the machine's rows made since are exactly that one.
+        rows = await tx.session.scalars(
+            select(model).where(
+                model.machine_id == operation.machine_id,
+                model.created_at >= operation.created_at,
+            )
+        )
+        machine = await tx.session.get(Machine, operation.machine_id)
+        for row in list(rows):
+            assert isinstance(row, Disk | Snapshot)
+            if machine is not None:
+                await self._forget(machine, row)
+            await tx.session.delete(row)
+
+    async def _forget(self, machine: Machine, row: Disk | Snapshot) -> None:
+        """Ask the provider to delete what an interrupted creation may have made; it may have
+        made nothing, so a refusal is only logged."""
+        provider = self.providers.get(machine.provider)
+        if provider is None:
+            return
+        try:
+            if isinstance(row, Disk):
+                await provider.delete_disk(machine.id, row.id)
+            else:
+                await provider.delete_snapshot(machine.id, row.name)
+        except ProviderError as exc:
+            log.info("recovery: %s of %s left nothing to delete: %s", row.name, machine.name, exc)
 
     async def wait_idle(self, seconds: float = 10.0) -> None:
         """See `OperationRunner.wait_idle`."""
@@ -384,9 +425,13 @@ class MachineService(MachineQueries):
             )
         images = list(await provider.images())
         if image not in images:
-            raise InvalidInputError(
-                "image",
-                f"provider {provider_name!r} has no image {image!r}; one of: {', '.join(images)}",
+            # A conflict with what the provider has now (images come and go while the server
+            # runs, so the document cannot list them): not a malformed field (422).
+            message = (
+                f"provider {provider_name!r} has no image {image!r}; one of: {', '.join(images)}"
+            )
+            raise ConflictError(
+                f"image: {message}", {"fields": [{"field": "image", "message": message}]}
             )
         return provider
 
@@ -399,11 +444,15 @@ class MachineService(MachineQueries):
         details = await _placement(provider, machine.id)
         if not start:
             return _becomes(MachineState.STOPPED, details=details)
-        async with self.runner.transaction() as tx:
-            row = await tx.session.get(Machine, machine.id)
-            assert row is not None
-            row.details = details
-            tx.set_state(row, MachineState.STARTING)
+
+        async def starting() -> None:
+            async with self.runner.transaction() as tx:
+                row = await tx.session.get(Machine, machine.id)
+                assert row is not None
+                row.details = details
+                tx.set_state(row, MachineState.STARTING)
+
+        await self.runner.persist(f"create of {machine.name}", starting)
         runtime = await provider.start(machine.id)
         return _becomes(MachineState.RUNNING, endpoint=runtime.endpoint)
 

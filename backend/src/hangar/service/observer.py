@@ -1,15 +1,18 @@
 """The observer: compares what the database says with what the providers report; reports drift.
 
 What callers rely on:
-- `reconcile()` returns the drift found now, as findings of four kinds: a machine the database
-  calls running (or starting) whose process is gone (`machine_not_running`), a machine a provider
-  has that no row names (`orphan_machine`), a disk row whose file is missing
-  (`disk_file_missing`), and a disk file that no row names (`orphan_disk_file`).
+- `reconcile()` returns the drift found now, as findings of five kinds: a machine the database
+  calls running (or starting) whose process is gone (`machine_not_running`), a machine the
+  database calls stopped that its provider no longer has (`machine_missing`: after a crash of a
+  provider that keeps nothing, a machine directory removed by hand), a machine a provider has
+  that no row names (`orphan_machine`), a disk row whose file is missing (`disk_file_missing`),
+  and a disk file that no row names (`orphan_disk_file`).
 - Machines with an operation in flight are never flagged: a start or a disk creation in progress
   is not drift. A finding must hold in the database both before and after the providers were
   asked, so an operation that began and ended in between cannot produce one either.
 - A machine whose process is gone is marked `error` (message: when it was observed), from where a
-  start recovers it. It is marked under the machine's lock, the one every operation holds
+  start recovers it; so is a stopped machine its provider no longer has (only a delete helps
+  there). It is marked under the machine's lock, the one every operation holds
   (`OperationRunner.holding`), so a mark and an operation never interleave. Nothing else is
   changed: orphans and files are reported, never removed.
 - Each finding becomes one `observer` event when it first appears, not on every reconcile; one
@@ -27,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping, Set
+from collections.abc import Callable, Iterator, Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -53,10 +56,14 @@ log = logging.getLogger(__name__)
 EVENT_KIND = "observer"
 # States in which the database says a machine's process exists.
 EXPECTS_PROCESS = frozenset({MachineState.RUNNING.value, MachineState.STARTING.value})
+# States in which the database says the provider has the machine, without a process. (An `error`
+# row may name a machine the provider never made: a failed create. It already says what is wrong.)
+EXPECTS_MACHINE = frozenset({MachineState.STOPPED.value})
 
 
 class FindingKind(StrEnum):
     MACHINE_NOT_RUNNING = "machine_not_running"
+    MACHINE_MISSING = "machine_missing"
     ORPHAN_MACHINE = "orphan_machine"
     DISK_FILE_MISSING = "disk_file_missing"
     ORPHAN_DISK_FILE = "orphan_disk_file"
@@ -108,6 +115,14 @@ class ProviderView:
     disks: Mapping[str, Set[str]] | None  # None: the provider cannot list its disk files
 
 
+# The findings that mark their machine `error`: the states the row must still be in, and what of
+# the provider's runtime means the drift went away meanwhile.
+MARKED: dict[FindingKind, tuple[frozenset[str], Callable[[Runtime], bool]]] = {
+    FindingKind.MACHINE_NOT_RUNNING: (EXPECTS_PROCESS, lambda runtime: runtime.running),
+    FindingKind.MACHINE_MISSING: (EXPECTS_MACHINE, lambda runtime: True),
+}
+
+
 def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -127,6 +142,15 @@ def _drift_of(database: DatabaseView, provider: ProviderView, seen: str) -> Iter
     rows = {m.id: m for m in database.machines.values() if m.provider == provider.name}
     idle = [row for row in rows.values() if not row.busy]
     for row in idle:
+        if row.state in EXPECTS_MACHINE and row.id not in provider.machines:
+            yield Finding(
+                FindingKind.MACHINE_MISSING,
+                provider.name,
+                row.id,
+                row.id,
+                f"{row.name}: the {provider.name} provider no longer has this machine "
+                f"(observed at {seen}); delete it",
+            )
         if row.state not in EXPECTS_PROCESS:
             continue
         runtime = provider.machines.get(row.id)
@@ -214,7 +238,7 @@ class Observer:
             for finding in find_drift(after, views, checked_at):
                 if finding.identity not in held_before:
                     continue
-                if finding.kind is FindingKind.MACHINE_NOT_RUNNING:
+                if finding.kind in MARKED:
                     if await self._mark_gone(finding):
                         findings.append(finding)  # marking published its event
                     continue
@@ -253,18 +277,20 @@ class Observer:
         return ProviderView(name, machines, disks)
 
     async def _mark_gone(self, finding: Finding) -> bool:
-        """Mark the machine `error` if, under its lock, it still expects a process that the
-        provider still does not have. False when it changed meanwhile (not drift after all)."""
+        """Mark the machine `error` if, under its lock, it still expects a process (or, for
+        `machine_missing`, a machine) that the provider still does not have. False when it
+        changed meanwhile (not drift after all)."""
         assert finding.machine_id is not None
+        expects, still_there = MARKED[finding.kind]
         try:
             machine = await self.machines.get_machine(finding.machine_id)
             async with self._runner.holding(machine):
                 runtime = await self.providers[finding.provider].runtime(finding.key)
-                if runtime is not None and runtime.running:
+                if runtime is not None and still_there(runtime):
                     return False
                 async with self._runner.transaction() as tx:
                     row = await tx.session.get(Machine, finding.machine_id)
-                    if row is None or row.state not in EXPECTS_PROCESS:
+                    if row is None or row.state not in expects:
                         return False
                     row.error = finding.message
                     row.endpoint = None

@@ -10,7 +10,9 @@ What callers rely on:
   row changes: either all of it is committed, or nothing is and no lock stays held.
 - `run()` finishes every begun operation: `succeeded` with the caller's changes applied, or
   `failed` with the machine in `error` and the provider's message; either way its locks are
-  released and an `operation` event says how it ended.
+  released and an `operation` event says how it ended. While the database does not answer
+  (stopped, locked), the operation's own writes are tried again until it does: what the provider
+  did is recorded late, never lost, and the operation does not stay `running` in the database.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hangar.db.engine import DATABASE_DOWN
 from hangar.db.models import Event, Machine, Operation, OperationStatus, new_id, utcnow
 from hangar.metrics import Metrics
 from hangar.providers.base import ProviderError
@@ -35,6 +39,10 @@ from hangar.service.states import STABLE_STATES, Action, MachineState
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# Waits between tries of an operation's write while the database does not answer.
+FIRST_RETRY_S = 0.1
+LAST_RETRY_S = 5.0
 
 
 @dataclass
@@ -68,6 +76,8 @@ Apply = Callable[[Tx, Machine | None], Awaitable[None]]
 belongs to, or None when that row is gone."""
 Undo = Callable[[Tx], Awaitable[None]]
 """What a failed operation takes back of the rows it recorded up front."""
+TakeBack = Callable[[Tx, Operation], Awaitable[None]]
+"""What recovery removes of the rows an interrupted operation recorded up front."""
 Work = Callable[[], Awaitable[Apply]]
 """The provider calls of an operation; returns what to write when they succeeded."""
 
@@ -204,7 +214,10 @@ class OperationRunner:
     async def _run(self, operation: Operation, work: Work, target: str, undo: Undo | None) -> None:
         kind = operation.kind
         try:
-            await self._set_status(operation.id, OperationStatus.RUNNING)
+            whose = f"operation {operation.id} ({kind})"
+            await self.persist(
+                whose, partial(self._set_status, operation.id, OperationStatus.RUNNING)
+            )
             try:
                 apply = await work()
             except Exception as exc:
@@ -213,21 +226,47 @@ class OperationRunner:
                 else:
                     log.exception("operation %s (%s) failed unexpectedly", operation.id, kind)
                     message = f"unexpected error: {exc!r}"
-                await self._fail(operation.id, target, kind, message, undo)
+                await self.persist(
+                    whose, partial(self._fail, operation.id, target, kind, message, undo)
+                )
+                self._finished(kind, OperationStatus.FAILED)
                 return
-            async with self.transaction() as tx:
-                current = await tx.session.get(Machine, target)
-                await apply(tx, current)
-                if current is not None and current in tx.session.deleted:
-                    current = None
-                row = await tx.session.get(Operation, operation.id)
-                assert row is not None
-                row.status, row.finished_at = OperationStatus.SUCCEEDED, utcnow()
-                tx.event(current, "operation", f"{kind} succeeded", machine_id=target)
+            await self.persist(whose, partial(self._succeed, operation.id, target, kind, apply))
             self._finished(kind, OperationStatus.SUCCEEDED)
         finally:
             for machine_id in self._held.pop(operation.id, ()):
                 self._release(machine_id)
+
+    async def persist(self, whose: str, write: Callable[[], Awaitable[None]]) -> None:
+        """Run `write` (one transaction) until the database takes it; a database that does not
+        answer is waited for (with growing pauses), anything else is raised. For every write of
+        a running operation (the work's own, such as a create's `starting`, too)."""
+        pause = FIRST_RETRY_S
+        while True:
+            try:
+                await write()
+            except DATABASE_DOWN as exc:
+                log.warning(
+                    "%s: the database does not answer (%s); writing again in %.1fs",
+                    whose,
+                    str(getattr(exc, "orig", exc)).strip().split("\n", 1)[0],
+                    pause,
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, LAST_RETRY_S)
+            else:
+                return
+
+    async def _succeed(self, operation_id: str, target: str, kind: str, apply: Apply) -> None:
+        async with self.transaction() as tx:
+            current = await tx.session.get(Machine, target)
+            await apply(tx, current)
+            if current is not None and current in tx.session.deleted:
+                current = None
+            row = await tx.session.get(Operation, operation_id)
+            assert row is not None
+            row.status, row.finished_at = OperationStatus.SUCCEEDED, utcnow()
+            tx.event(current, "operation", f"{kind} succeeded", machine_id=target)
 
     async def _set_status(self, operation_id: str, status: OperationStatus) -> None:
         async with self.transaction() as tx:
@@ -252,15 +291,16 @@ class OperationRunner:
             operation.status, operation.error = OperationStatus.FAILED, message
             operation.finished_at = utcnow()
             tx.event(machine, "operation", f"{kind} failed: {message}", machine_id=machine_id)
-        self._finished(kind, OperationStatus.FAILED)
 
     def _finished(self, kind: str, outcome: OperationStatus) -> None:
         if self._metrics is not None:
             self._metrics.operation_finished(kind, outcome.value)
 
-    async def recover_interrupted(self) -> int:
-        """At startup: operations a previous process left unfinished are failed, and machines
-        stuck in a transient state go to `error`. Returns how many operations were failed."""
+    async def recover_interrupted(self, take_back: TakeBack | None = None) -> int:
+        """At startup: operations a previous process left unfinished are failed (each with an
+        `operation` event saying so), `take_back` removes in the same transaction what each one
+        recorded up front, and machines stuck in a transient state go to `error`. Returns how
+        many operations were failed."""
         message = "interrupted: the server stopped while this operation ran"
         unfinished = (OperationStatus.PENDING, OperationStatus.RUNNING)
         async with self.transaction() as tx:
@@ -270,6 +310,14 @@ class OperationRunner:
             for operation in operations:
                 operation.status, operation.error = OperationStatus.FAILED, message
                 operation.finished_at = utcnow()
+                if take_back is not None:
+                    await take_back(tx, operation)
+                tx.event(
+                    None,
+                    "operation",
+                    f"{operation.kind} failed: {message}",
+                    machine_id=operation.machine_id,
+                )
             stuck = await tx.session.scalars(
                 select(Machine).where(Machine.state.not_in([s.value for s in STABLE_STATES]))
             )

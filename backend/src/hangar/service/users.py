@@ -21,7 +21,12 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hangar.db.models import ApiToken, Session, User, new_id, utcnow
-from hangar.service.errors import ConflictError, InvalidInputError, NotFoundError
+from hangar.service.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    WrongPasswordError,
+)
 from hangar.service.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 
 TOKEN_PREFIX = "hgr_"  # noqa: S105 -- a prefix, not a secret
@@ -132,7 +137,7 @@ class UserService:
         if user is None:
             raise NotFoundError("the user no longer exists")
         if not await verify_password(current, user.password_hash):
-            raise InvalidInputError("current_password", "is not your current password")
+            raise WrongPasswordError("current_password", "is not your current password")
         check_password(new, "new_password")
         new_hash = await hash_password(new)
         async with self._sessionmaker() as session, session.begin():

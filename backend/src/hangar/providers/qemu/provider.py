@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import re
 import shutil
 import time
@@ -189,7 +190,8 @@ class QemuProvider:
         async with self._lock(key):
             record = self._record(key)
             paths = self.paths(key)
-            if process.running(paths.pidfile, key) is not None:
+            booted = process.running(paths.pidfile, key)
+            if booted is not None and load_runtime(paths.runtime) is not None:
                 return self._runtime(record, paths)
             image = self._image(record.image)
             accelerator = await self.accelerator(image)
@@ -208,6 +210,15 @@ class QemuProvider:
                 paths=paths,
                 data_disks=disks,
             )
+            if booted is not None:
+                # QEMU runs but its boot was never seen through (the process that launched it,
+                # a server, was killed meanwhile): see it through now, as the launcher would have.
+                kernel = _option(booted.argv, "-kernel")
+                on_fallback = image.fallback_kernel is not None and kernel == str(
+                    image.fallback_kernel
+                )
+                adopted = dataclasses.replace(config, use_fallback_kernel=on_fallback)
+                return await self._see_boot_through(record, adopted, time.monotonic())
             try:
                 return await self._boot(record, config)
             except LaunchError as first:
@@ -230,6 +241,15 @@ class QemuProvider:
             # A daemon that started after all (a slow launch) must not outlive the failure.
             await self._power_off(record, paths, graceful=False)
             raise LaunchError(exc.reason, argv, self._logs(paths)) from exc
+        return await self._see_boot_through(record, config, started)
+
+    async def _see_boot_through(
+        self, record: MachineRecord, config: LaunchConfig, started: float
+    ) -> Runtime:
+        """Wait for the launched guest's readiness line, then record its runtime (pid, port);
+        a guest that fails or does not get ready is powered off (LaunchError with its logs)."""
+        paths = config.paths
+        argv = build_argv(self.qemu, config)
         image = config.image
         try:
             if image.ready_pattern is not None:
@@ -620,3 +640,11 @@ def _kernel_may_be_at_fault(error: LaunchError) -> bool:
         return True
     lines = [error.reason, *error.log.splitlines()]
     return any(KERNEL_FAULT.search(line) and not COMMAND_LINE.match(line) for line in lines)
+
+
+def _option(argv: Sequence[str], flag: str) -> str | None:
+    """The value after `flag` in a process's argv (None when it is not there)."""
+    for name, value in itertools.pairwise(argv):
+        if name == flag:
+            return value
+    return None

@@ -1,0 +1,1 @@
+"""Fuzz tests: schemathesis against a live backend, every check, as each kind of caller."""

@@ -1,0 +1,1 @@
+"""Chaos: the API server killed mid-operation, the database gone for a while."""
