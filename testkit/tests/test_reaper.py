@@ -44,6 +44,10 @@ scrubbed = subprocess.Popen(["sleep", "300"], env={"PATH": "/usr/bin:/bin"}, sta
 runs.register_process(scrubbed.pid, group=True)
 made = {"run": runs.RUN_ID, "dir": str(directory), "reaper": runs.start_reaper().pid,
         "pids": [postmaster.pid, tagged.pid, scrubbed.pid]}
+if len(sys.argv) > 2:  # a run that used multiprocessing: its resource tracker lives to its end
+    from multiprocessing import resource_tracker
+    resource_tracker.ensure_running()
+    made["tracker"] = resource_tracker._resource_tracker._pid
 Path(sys.argv[1]).write_text(json.dumps(made))
 if len(sys.argv) > 2:
     sys.exit(0)
@@ -126,6 +130,10 @@ def test_at_a_normal_end_the_reaper_ends_what_teardown_left(make_run: Any) -> No
     said = run.process.stderr.read().decode()
     assert f"the reaper of run {run.made['run']} ended what teardown left" in said
     assert f"sleep pid {run.made['pids'][1]}" in said
+    # multiprocessing's resource tracker is the run's own helper, stopped before the reaper
+    # looks: neither ended by it nor reported as left.
+    assert f"pid {run.made['tracker']}" not in said
+    assert runs.read_cmdline(run.made["tracker"]) is None
 
 
 def test_the_reaper_refuses_a_bad_run_id() -> None:

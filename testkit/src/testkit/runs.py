@@ -446,9 +446,22 @@ def start_reaper() -> Reaper:
         return _reaper
 
 
+def _stop_resource_tracker() -> None:
+    """multiprocessing's resource tracker (started when a test used multiprocessing) is this
+    process's own helper, not something teardown left: it ends when its pipe from us closes,
+    at our exit, which comes after this. Stop it now (multiprocessing's `_stop`: close the pipe,
+    wait for it) so the reaper neither ends nor reports it."""
+    module = sys.modules.get("multiprocessing.resource_tracker")
+    stop = getattr(getattr(module, "_resource_tracker", None), "_stop", None)
+    if callable(stop):
+        with contextlib.suppress(Exception):
+            stop()
+
+
 def _close_at_exit(reaper: Reaper) -> None:
     if reaper.owner != os.getpid():
         return  # a forked child: the pipe is its parent's
+    _stop_resource_tracker()
     ended = reaper.close()
     if ended:
         sys.stderr.write(f"\nthe reaper of run {RUN_ID} ended what teardown left: {ended}\n")
