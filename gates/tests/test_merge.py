@@ -1,7 +1,8 @@
-"""`gates merge`, in this process, over the shards' directories two `gates run --shard I/2` left
-in a small project (each gate a real pytest run without the plugins this environment would load
-for it: only pytest-split and the gates' own). The integration tier runs whole sharded runs,
-each shard its own `gates` process (integration/gates/test_shards.py)."""
+"""`gates merge`, in this process, over the shards' directories that CI's jobs would leave in a
+small project: `gates run --only check --shard 1/1` and `--only unit --shard I/2` (each gate a
+real pytest run without the plugins this environment would load for it: only pytest-split and
+the gates' own). The integration tier runs whole sharded runs, each shard its own `gates`
+process (integration/gates/test_shards.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ minversion = "8.0"
 dirs = ["tests"]
 
 [[tool.gates.phases]]
+name = "check"
+gates = [{{ name = "lint", run = {toml_list([PY, "-c", "pass"])} }}]
+
+[[tool.gates.phases]]
 name = "unit"
 gates = [
   {{ name = "serial", run = {toml_list(PYTEST)}, tier = "unit", junit = true }},
@@ -46,7 +51,8 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project in a git repository, after its two shards of run r1 ran (once per module)."""
+    """A project in a git repository, after run r1's jobs ran (once per module): the check
+    phase in one shard, the unit phase in two."""
     project = tmp_path_factory.mktemp("merge") / "demo"
     files = {
         "pyproject.toml": "[tool.gates]\nhistory = '.gates/history.jsonl'\n" + PIPELINE,
@@ -64,26 +70,34 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
             monkeypatch.delenv(name)
         monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
         monkeypatch.chdir(project)
-        for shard in ("1/2", "2/2"):
-            assert cli.main(["run", "--shard", shard, "--run-id", "r1", "--no-github"]) == 0
+        for phases, shard in (("check", "1/1"), ("unit", "1/2"), ("unit", "2/2")):
+            argv = ["run", "--only", phases, "--shard", shard, "--run-id", "r1", "--no-github"]
+            assert cli.main(argv) == 0
     return project
 
 
 @pytest.fixture
-def shards(built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
-    """This test's own copy of the project, and the directories of its two shards."""
+def shards(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, placeholder_charts: None
+) -> tuple[Path, Path, Path, Path]:
+    """This test's own copy of the project, and the directories of the unit phase's two shards
+    and of the check phase's one (a merge writes the report: its charts are placeholders)."""
     project = tmp_path / "demo"
     shutil.copytree(built, project, symlinks=True)
     monkeypatch.chdir(project)
-    one, two = (project / ".gates" / "runs" / "r1" / f"shard-{i}-of-2" for i in (1, 2))
-    return project, one, two
+    run = project / ".gates" / "runs" / "r1"
+    one, two = (run / f"shard-{i}-of-2" for i in (1, 2))
+    return project, one, two, run / "shard-1-of-1"
 
 
 def test_the_merge_of_two_shards_is_one_runs_verdicts_and_history(
-    shards: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+    shards: tuple[Path, Path, Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project, one, two = shards
+    project, one, two, check = shards
     assert not (project / ".gates" / "history.jsonl").exists()  # the merge appends, once
+    # Each shard names the phases its job selected: what the merge groups them by.
+    selected = [json.loads((d / "shard.json").read_text())["phases"] for d in (check, one, two)]
+    assert selected == [["check"], ["unit"], ["unit"]]
     # test_one (5 s) alone in one shard, the two others (1 s and the mean, 3 s) in the other.
     parts = [
         json.loads((shard / "unit-serial.shard.json").read_text())["selected"]
@@ -105,18 +119,24 @@ def test_the_merge_of_two_shards_is_one_runs_verdicts_and_history(
     }
     history = History(project / ".gates" / "history.jsonl")
     whole = {r.gate: (r.outcome, r.metrics.get("shards")) for r in history.records()}
-    assert whole == {"serial": ("passed", 2), "again": ("passed", 2), "note": ("passed", 2)}
+    assert whole == {
+        "lint": ("passed", 1),
+        "serial": ("passed", 2),
+        "again": ("passed", 2),
+        "note": ("passed", 2),
+    }
+    assert {r.run_id for r in history.records()} == {"r1"}  # the jobs' records are one run's
     tags = sorted(r.shard for r in history.all_records() if r.shard)
     # Every shard records every gate: the test gates ran its part, the other one only in shard 1.
-    assert tags == ["1/2"] * 3 + ["2/2"] * 3
+    assert tags == ["1/1"] + ["1/2"] * 3 + ["2/2"] * 3
     note = {r.shard: r.outcome for r in history.all_records() if r.gate == "note" and r.shard}
     assert note == {"1/2": "passed", "2/2": "skipped"}
 
 
 def test_a_test_whose_result_is_lost_fails_the_merge_by_name(
-    shards: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+    shards: tuple[Path, Path, Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project, one, two = shards
+    project, one, two, check = shards
     junit = two / "unit-serial.xml"
     tree = ET.parse(junit)  # noqa: S314 - the test's own pytest output
     suite = next(tree.getroot().iter("testsuite"))
@@ -126,22 +146,31 @@ def test_a_test_whose_result_is_lost_fails_the_merge_by_name(
     tree.write(junit)
     capsys.readouterr()
 
-    assert cli.main(["merge", str(one), str(two), "--no-github"]) == cli.EXIT_FAILED
+    assert cli.main(["merge", str(one), str(two), str(check), "--no-github"]) == cli.EXIT_FAILED
     assert f"{lost}: collected, but no shard ran it" in capsys.readouterr().out
     merged = project / ".gates" / "runs" / "r1" / "merged"
     assert (merged / "unit-serial.lost.txt").read_text() == f"{lost}\n"
     outcomes = {r.gate: r.outcome for r in History(project / ".gates" / "history.jsonl").records()}
     # The isolation gate compares the merged runs, so it fails for the same test.
-    assert outcomes == {"serial": "failed", "again": "failed", "note": "passed"}
+    assert outcomes == {"lint": "passed", "serial": "failed", "again": "failed", "note": "passed"}
 
 
 def test_what_is_not_every_shard_of_one_run_is_refused_naming_what_is_wrong(
-    shards: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+    shards: tuple[Path, Path, Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project, one, two = shards
+    project, one, two, check = shards
     capsys.readouterr()
-    assert cli.main(["merge", str(one)]) == cli.EXIT_REFUSED
-    assert "shard 2/2 is missing: merge needs all 2 shards" in capsys.readouterr().out
+    assert cli.main(["merge", str(one), str(check)]) == cli.EXIT_REFUSED
+    said = capsys.readouterr().out
+    assert "shard 2/2 is missing: merge needs all 2 shards (of --only unit)" in said
+    # A phase two selections ran cannot be judged from one of them.
+    manifest = json.loads((check / "shard.json").read_text())
+    (check / "shard.json").write_text(json.dumps({**manifest, "phases": ["check", "unit"]}))
+    assert cli.main(["merge", str(one.parent)]) == cli.EXIT_REFUSED
+    assert "phase 'unit' was run by two selections of shards" in capsys.readouterr().out
+    (check / "shard.json").write_text(json.dumps({**manifest, "phases": "check"}))
+    assert cli.main(["merge", str(one.parent)]) == cli.EXIT_REFUSED
+    assert "shard.json: unreadable (phases must be a list of names" in capsys.readouterr().out
     assert cli.main(["merge", str(project / "tests")]) == cli.EXIT_REFUSED
     assert "no shard's results in it (no shard.json)" in capsys.readouterr().out
     (two / "shard.json").write_text("{not json")

@@ -4,6 +4,7 @@ run in its own `gates` process, are the integration tier's (integration/gates/te
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,9 +12,11 @@ import pytest
 from gates_testing import ok_gate, pipeline_toml
 
 from gates import cli
+from gates.engine.pipeline import Pipeline
 from gates.engine.shard import Shard
 from gates.errors import ConfigError
 from gates.shards.durations import refresh_command
+from gates.shards.matrix import Job, jobs
 from gates.tiers import Tier
 
 
@@ -71,3 +74,38 @@ def test_durations_are_stored_by_the_tiers_session_over_all_its_tests(
     monkeypatch.chdir(project)
     assert cli.main(["durations", "nope"]) == cli.EXIT_REFUSED
     assert "nope" in capsys.readouterr().out
+
+
+def test_the_ci_matrix_is_a_job_per_tier_and_shard_from_the_pipeline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hangar = Pipeline.load(Path(__file__).parents[2])  # this project's own pipeline
+    assert [(j.job, j.phases, j.shard, j.shards) for j in jobs(hangar, 2)] == [
+        ("checks", "deps,static,coverage", 1, 1),
+        *[(tier, tier, i, 2) for tier in ("unit", "e2e", "integration", "fuzz") for i in (1, 2)],
+        ("bench", "bench", 1, 1),
+    ]
+    # Every phase in exactly one job's selection: what gates merge needs of the jobs' shards.
+    selected = [p for phases in {j.phases for j in jobs(hangar, 3)} for p in phases.split(",")]
+    assert sorted(selected) == sorted(hangar.phase_names)
+    with pytest.raises(ConfigError, match="give the number of shards per tier, ≥ 1"):
+        jobs(hangar, 0)
+
+    assert cli.main(["matrix", "--shards", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("\n") == 1  # one line, for $GITHUB_OUTPUT
+    include = json.loads(printed)["include"]
+    assert include[0] == {
+        "job": "checks",
+        "phases": "deps,static,coverage",
+        "shard": 1,
+        "shards": 1,
+    }
+    assert {"job": "unit", "phases": "unit", "shard": 1, "shards": 1} in include
+
+
+def test_a_pipeline_without_tests_or_bench_is_one_checks_job(
+    make_project: Callable[..., Path],
+) -> None:
+    project = make_project(pipeline_toml({"a": [ok_gate("x")], "b": [ok_gate("y")]}))
+    assert jobs(Pipeline.load(project), 4) == [Job("checks", "a,b", 1, 1)]

@@ -1,5 +1,5 @@
-"""The `gates` command: `gates run|merge|durations|status|rollback|upgrade|report|soak|calibrate|
-provision|init`.
+"""The `gates` command: `gates run|merge|matrix|durations|status|rollback|upgrade|report|soak|
+calibrate|provision|init`.
 
 Each subcommand is a function here that returns an exit status; `main` parses the command line.
 A project's task runner (Invoke tasks, say) may call `main` with the same arguments, so both
@@ -118,7 +118,7 @@ def execute(
         ctx.cpu_count = cores
     history = History(root / pipeline.history)
     if shard is not None:
-        write_manifest(ctx.run_dir, run_id, shard)
+        write_manifest(ctx.run_dir, run_id, shard, [p.name for p in phases])
         history = History(ctx.run_dir / HISTORY)
         github = False  # the merge gives the verdict
     reporters: list[Reporter] = [ConsoleReporter(console)]
@@ -221,6 +221,18 @@ def _side_by_side(
         return status
     # A shard that crashed or refused (status 2) left nothing wrong to merge, but is wrong.
     return EXIT_FAILED if any(p.status != 0 for p in processes) else 0
+
+
+def ci_matrix(shards: int, root: Path | None = None) -> int:
+    """`gates matrix`: print the CI job matrix of the project's pipeline (one line of JSON)."""
+    from gates.shards.matrix import matrix_json
+
+    try:
+        print(matrix_json(Pipeline.load(root or find_root()), shards))
+    except GatesError as error:
+        _error(make_console(), "error", error)
+        return EXIT_REFUSED
+    return 0
 
 
 def merge_shards(
@@ -684,6 +696,14 @@ def _parser() -> argparse.ArgumentParser:
         help="report commit statuses and a PR comment, as gates run does",
     )
 
+    matrix = commands.add_parser(
+        "matrix",
+        help="the CI job matrix (JSON) over the pipeline's tiers and their shards",
+    )
+    matrix.add_argument(
+        "--shards", type=int, default=2, metavar="N", help="shards per tier (default 2)"
+    )
+
     durations = commands.add_parser(
         "durations", help="time every test of tiers serially: the weights of the shards' split"
     )
@@ -791,6 +811,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             output=Path(args.output).resolve() if args.output else None,
             github=args.github,
         )
+    if command == "matrix":
+        return ci_matrix(args.shards)
     if command == "durations":
         return refresh_durations(args.tiers)
     if command == "status":

@@ -57,8 +57,14 @@ def merge(
     """Merge the shards' directories; write each test gate's merged JUnit into `output`
     (default: `<runs>/<run>/merged`).
 
-    Raises MergeError when the directories are not the N shards of one split of one tree."""
-    shards = _complete(directories)
+    The shards may come from several selections of phases (CI's jobs per tier: `--only unit
+    --shard I/2`, `--only e2e --shard I/2`, …): each selection's shards are complete on their
+    own, and each phase's gates are judged from the selection that ran it.
+
+    Raises MergeError when the directories are not, per selection, the N shards of one split,
+    all of one tree."""
+    groups = _groups(directories)
+    shards = [shard for group in groups for shard in group.shards]
     first = shards[0]
     states = {(r.commit, r.dirty, r.diff_hash) for s in shards for r in s.records}
     if len(states) > 1:
@@ -76,9 +82,12 @@ def merge(
     output.mkdir(parents=True, exist_ok=True)
     reports: dict[str, TestReport] = {}
     for phase in pipeline.phases:
+        group = next((g for g in groups if g.phases is None or phase.name in g.phases), None)
+        if group is None:
+            continue  # no shard's selection had this phase
         ran = False
         for gate in phase.gates:
-            parts = [(s, _last(s, gate)) for s in shards]
+            parts = [(s, _last(s, gate)) for s in group.shards]
             if all(record is None for _, record in parts):
                 continue
             ran = True
@@ -92,7 +101,7 @@ def merge(
                 result = _coverage_gate(gate, shards, pipeline, history, runs.parents[1], output)
             else:
                 result = _other_gate(gate, parts)
-            result.metrics["shards"] = len(shards)
+            result.metrics["shards"] = len(group.shards)
             if result.outcome == "failed":
                 _guide(gate, result, parts)
             merged.results.append((gate, result))
@@ -103,26 +112,65 @@ def merge(
     return merged
 
 
-def _complete(directories: Sequence[Path]) -> list[ShardResults]:
-    """The shards 1…N, each once, all of the same N."""
+@dataclass(frozen=True)
+class Group:
+    """The shards 1…N of one selection of phases (None: an older shard, which ran them all)."""
+
+    phases: tuple[str, ...] | None
+    shards: list[ShardResults]
+
+
+def _groups(directories: Sequence[Path]) -> list[Group]:
+    """The shards by selection, each selection complete, no phase in two selections."""
     if not directories:
         raise MergeError("give the directories of the shards to merge (one per shard)")
-    shards = [ShardResults.read(d) for d in find_shards(directories)]
+    by_selection: dict[tuple[str, ...] | None, list[ShardResults]] = {}
+    for shard in (ShardResults.read(d) for d in find_shards(directories)):
+        by_selection.setdefault(shard.phases, []).append(shard)
+    if None in by_selection and len(by_selection) > 1:
+        raise MergeError(
+            "shards that recorded no phases (an older gates) cannot be merged with shards of "
+            "selected phases: run them all with this gates"
+        )
+    groups = [Group(phases, _complete(found, phases)) for phases, found in by_selection.items()]
+    owner: dict[str, Group] = {}
+    for group in groups:
+        for phase in group.phases or ():
+            if phase in owner:
+                raise MergeError(
+                    f"phase {phase!r} was run by two selections of shards "
+                    f"({_selection(owner[phase].phases)} and {_selection(group.phases)}): "
+                    "each phase's shards may be given once"
+                )
+            owner[phase] = group
+    return groups
+
+
+def _selection(phases: tuple[str, ...] | None) -> str:
+    return "--only " + ",".join(phases) if phases else "every phase"
+
+
+def _complete(shards: Sequence[ShardResults], phases: tuple[str, ...] | None) -> list[ShardResults]:
+    """The shards 1…N of one selection, each once, all of the same N."""
+    of = f" (of {_selection(phases)})" if phases else ""
     totals = sorted({s.shard.total for s in shards})
     if len(totals) > 1:
-        raise MergeError(f"the directories are shards of different splits (N = {totals})")
+        raise MergeError(f"the directories are shards of different splits (N = {totals}){of}")
     total = totals[0]
     found: dict[int, ShardResults] = {}
     for shard in shards:
         twice = found.get(shard.shard.index)
         if twice is not None:
             raise MergeError(
-                f"shard {shard.shard.label} is given twice: {twice.directory} and {shard.directory}"
+                f"shard {shard.shard.label} is given twice: {twice.directory} and "
+                f"{shard.directory}{of}"
             )
         found[shard.shard.index] = shard
     absent = [f"{i}/{total}" for i in range(1, total + 1) if i not in found]
     if absent:
-        raise MergeError(f"shard {', '.join(absent)} is missing: merge needs all {total} shards")
+        raise MergeError(
+            f"shard {', '.join(absent)} is missing: merge needs all {total} shards{of}"
+        )
     return [found[i] for i in range(1, total + 1)]
 
 

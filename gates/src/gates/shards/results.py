@@ -1,6 +1,7 @@
 """What one shard leaves in its directory, for `gates merge` to read:
 
-    shard.json            {"format": 1, "run_id": …, "shard": I, "shards": N}
+    shard.json            {"format": 1, "run_id": …, "shard": I, "shards": N, "phases": […]}
+                          (the phases its run selected: the merge groups shards by them)
     history.jsonl         its gate records, each tagged "I/N" (the project's history gets them
                           at the merge, once)
     <phase>-<gate>.xml    each test gate's JUnit report, for this shard's part
@@ -53,9 +54,17 @@ def shard_dir(runs: Path, run_id: str, shard: Shard) -> Path:
     return runs / run_id / f"shard-{shard.index}-of-{shard.total}"
 
 
-def write_manifest(directory: Path, run_id: str, shard: Shard) -> None:
+def write_manifest(
+    directory: Path, run_id: str, shard: Shard, phases: Sequence[str] | None = None
+) -> None:
+    """The shard's manifest; `phases`: the phases its run selected (`--only`), so that shards of
+    several selections — CI's jobs per tier — merge into one run."""
     directory.mkdir(parents=True, exist_ok=True)
-    data = {"format": FORMAT, "run_id": run_id, "shard": shard.index, "shards": shard.total}
+    data: dict[str, object] = {
+        "format": FORMAT, "run_id": run_id, "shard": shard.index, "shards": shard.total,
+    }  # fmt: skip
+    if phases is not None:
+        data["phases"] = list(phases)
     (directory / MANIFEST).write_text(json.dumps(data) + "\n")
 
 
@@ -67,6 +76,7 @@ class ShardResults:
     run_id: str
     shard: Shard
     records: tuple[Record, ...]
+    phases: tuple[str, ...] | None = None  # the run's selection; None: not recorded (all)
 
     @classmethod
     def read(cls, directory: Path) -> ShardResults:
@@ -75,6 +85,12 @@ class ShardResults:
             data = json.loads(manifest.read_text())
             shard = Shard(int(data["shard"]), int(data["shards"]))
             run_id = str(data["run_id"])
+            listed = data.get("phases")
+            if listed is not None and not (
+                isinstance(listed, list) and all(isinstance(p, str) for p in listed)
+            ):
+                raise ValueError(f"phases must be a list of names, not {listed!r}")
+            phases = tuple(listed) if listed is not None else None
         except FileNotFoundError:
             raise MergeError(
                 f"{directory}: no {MANIFEST}; give the directories `gates run --shard I/N` wrote "
@@ -83,4 +99,4 @@ class ShardResults:
         except (ValueError, KeyError, TypeError) as error:
             raise MergeError(f"{manifest}: unreadable ({error})") from None
         records = tuple(History(directory / HISTORY).all_records())
-        return cls(directory, run_id, shard, records)
+        return cls(directory, run_id, shard, records, phases)
