@@ -202,7 +202,8 @@ def e2e(session: nox.Session) -> None:
     sync(session, "e2e")
     provision(session, "e2e")
     # One live server and browser per worker; two workers fit two cores. Artifacts of failed
-    # tests (trace, screenshot) land in test-results/e2e.
+    # tests (trace, screenshot) land in test-results/e2e, or under a gates run in the gate's
+    # artifacts dir (a shard's go with its results; gates merge gathers them).
     pytest(
         session,
         "-n",
@@ -210,7 +211,7 @@ def e2e(session: nox.Session) -> None:
         "-p",
         "no:randomly",
         "--output",
-        "test-results/e2e",
+        os.environ.get("GATES_ARTIFACTS_DIR") or "test-results/e2e",
         *COVERAGE,
         *(session.posargs or TEST_DIRS["e2e"]),
         env=coverage_file(session),

@@ -20,6 +20,11 @@ from gates.engine.history import History
 from gates.engine.junit import TestReport
 
 PYTEST = [PY, "-m", "pytest", "-p", "no:cacheprovider", "-p", "pytest_split.plugin", "tests"]
+# A gate that keeps a file, as the e2e session keeps a failed test's trace.
+KEEPS = (
+    "import os, pathlib; kept = pathlib.Path(os.environ['GATES_ARTIFACTS_DIR']); "
+    "kept.mkdir(parents=True); (kept / 'trace.zip').write_text(str(os.getpid()))"
+)
 PIPELINE = f"""
 # Also what makes this project pytest's rootdir, wherever its temp dir is.
 [tool.pytest.ini_options]
@@ -37,7 +42,7 @@ name = "unit"
 gates = [
   {{ name = "serial", run = {toml_list(PYTEST)}, tier = "unit", junit = true }},
   {{ name = "again", run = {toml_list(PYTEST)}, tier = "unit", junit = true, same_outcomes_as = "serial" }},
-  {{ name = "note", run = {toml_list([PY, "-c", "pass"])} }},
+  {{ name = "note", run = {toml_list([PY, "-c", KEEPS])}, every_shard = true }},
 ]
 """  # noqa: E501
 FILES = {
@@ -127,10 +132,16 @@ def test_the_merge_of_two_shards_is_one_runs_verdicts_and_history(
     }
     assert {r.run_id for r in history.records()} == {"r1"}  # the jobs' records are one run's
     tags = sorted(r.shard for r in history.all_records() if r.shard)
-    # Every shard records every gate: the test gates ran its part, the other one only in shard 1.
+    # Every shard records every gate it ran (note runs in every shard too).
     assert tags == ["1/1"] + ["1/2"] * 3 + ["2/2"] * 3
     note = {r.shard: r.outcome for r in history.all_records() if r.gate == "note" and r.shard}
-    assert note == {"1/2": "passed", "2/2": "skipped"}
+    assert note == {"1/2": "passed", "2/2": "passed"}  # every_shard: it ran in both
+    # What each shard's gate kept is gathered, a name both used kept once per shard.
+    kept = project / ".gates" / "runs" / "r1" / "merged" / "artifacts" / "unit-note"
+    assert sorted(p.name for p in kept.iterdir()) == ["trace.zip", "trace.zip.shard-2-of-2"]
+    assert {p.read_text() for p in kept.iterdir()} == {
+        (d / "artifacts" / "unit-note" / "trace.zip").read_text() for d in (one, two)
+    }
 
 
 def test_a_test_whose_result_is_lost_fails_the_merge_by_name(

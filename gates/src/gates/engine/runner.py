@@ -24,6 +24,10 @@ from gates.pytest_plugins import plugin
 from gates.pytest_plugins.timing import REPORT_VARIABLE as TIMING_VARIABLE
 
 SHARD_VARIABLE = "GATES_SHARD_REPORT"  # gates.pytest_plugins.shard's (it imports pytest)
+# Where a gate's command may put files worth keeping (browser traces and screenshots of failed
+# tests, say): `<run dir>/artifacts/<phase>-<gate>/`, so a shard's go with its results and
+# `gates merge` gathers every shard's.
+ARTIFACTS_VARIABLE = "GATES_ARTIFACTS_DIR"
 NO_TESTS_RAN = 5
 INHERITED_COVERAGE = (
     "COVERAGE_PROCESS_CONFIG",
@@ -181,6 +185,7 @@ def _command(gate: Gate, ctx: GateContext) -> GateResult:
     timing = ctx.timing_for(gate.key)
     timing.unlink(missing_ok=True)
     environ = dict(ctx.environ)
+    environ[ARTIFACTS_VARIABLE] = str(ctx.run_dir / "artifacts" / gate.key.replace("/", "-"))
     if ctx.coverage_variable:
         environ[ctx.coverage_variable] = str(_fresh_coverage_file(ctx, gate))
         # The gate measures under its project's own configuration, never under that of a

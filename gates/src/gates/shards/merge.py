@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -109,7 +110,28 @@ def merge(
         if ran:
             merged.phases.append(phase)
     merged.records[:0] = [r for s in shards for r in s.records]
+    _gather_artifacts(shards, output / "artifacts")
     return merged
+
+
+def _gather_artifacts(shards: Sequence[ShardResults], target: Path) -> None:
+    """Every shard's gate artifacts (`artifacts/<phase>-<gate>/`: a failed browser test's trace
+    and screenshot, say) under `target/<phase>-<gate>/`; a name two shards used is kept once per
+    shard (`<name>.shard-I-of-N`)."""
+    for shard in shards:
+        for gate_dir in sorted((shard.directory / "artifacts").glob("*")):
+            if not gate_dir.is_dir():
+                continue
+            into = target / gate_dir.name
+            for item in sorted(gate_dir.iterdir()):
+                where = into / item.name
+                if where.exists():
+                    where = into / f"{item.name}.shard-{shard.shard.index}-of-{shard.shard.total}"
+                into.mkdir(parents=True, exist_ok=True)
+                if item.is_dir():
+                    shutil.copytree(item, where, symlinks=True)
+                else:
+                    shutil.copy2(item, where)
 
 
 @dataclass(frozen=True)
