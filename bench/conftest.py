@@ -15,7 +15,6 @@ runs both. The figures of the session's load tests are printed at its end.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +34,7 @@ from testkit.bench import SLOWDOWN_VARIABLE, measure
 from testkit.load import REPORTS
 from testkit.qemu import qemu, run_dir, tiny_image, watchdog
 from testkit.runs import RUN_TAG
-from testkit.server import LiveServer, ServerStartError
+from testkit.server import LiveServer, running
 
 # Fixtures defined in the test kit: `measure` (testkit.bench) and the QEMU harness (testkit.qemu).
 __all__ = ["measure", "qemu", "qemu_purpose", "run_dir", "tiny_image", "watchdog"]
@@ -108,15 +107,8 @@ def server(
     latency = float(getattr(request.module, "FAKE_LATENCY_S", 0.0))
     data_dir = tmp_path_factory.mktemp(f"{RUN_TAG}-{request.module.__name__}")  # swept if killed
     live = LiveServer(data_dir=data_dir, fake_latency_s=latency)
-    atexit.register(live.stop)
-    try:
-        live.start()
-    except ServerStartError as error:
-        pytest.fail(str(error), pytrace=False)
-    try:
+    with running(live):
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ test was doing. Traces, screenshots and videos are kept for failed tests only (i
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import sys
@@ -28,7 +27,7 @@ from e2e.pages.shell import AppShell
 from testkit import runs
 from testkit.client import ApiClient
 from testkit.qemu import tiny_image
-from testkit.server import LiveServer, ServerStartError, User
+from testkit.server import LiveServer, User, running
 
 # Fixtures defined elsewhere: the browser (e2e/browser.py), the QEMU flow's image (testkit.qemu).
 __all__ = ["browser_type_launch_args", "chromium_executable", "qemu_purpose", "tiny_image"]
@@ -119,13 +118,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 def live_server(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[LiveServer]:
     """One backend per xdist worker, with its own data dir and seeded users; stopped by PID."""
     server = LiveServer(data_dir=tmp_path_factory.mktemp(f"{runs.RUN_TAG}-{worker_id}"))
-    atexit.register(server.stop)  # even when the session is interrupted
-    try:
-        server.start()
-    except ServerStartError as error:
-        pytest.fail(str(error), pytrace=False)
-    yield server
-    server.stop()
+    with running(server):
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ server verifies (`HANGAR_PROXMOX_CA_FILE`); a second live server of this run is 
 
 from __future__ import annotations
 
-import atexit
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +19,7 @@ from e2e.pages.machine import MachineDetailPage
 from e2e.pages.machines import MachinesPage
 from e2e.pages.shell import AppShell
 from testkit import runs
-from testkit.server import LiveServer, ServerStartError, User
+from testkit.server import LiveServer, User, running
 
 TOKEN_ID = "hangar@pve!e2e"
 TOKEN_SECRET = "e2e-token-secret"  # the fake's, made up here
@@ -58,13 +57,8 @@ def proxmox_server(
             "HANGAR_RUN_ID": runs.RUN_ID,
         },
     )
-    atexit.register(server.stop)
-    try:
-        server.start()
-    except ServerStartError as error:
-        pytest.fail(str(error), pytrace=False)
-    yield server
-    server.stop()
+    with running(server):
+        yield server
 
 
 @pytest.fixture

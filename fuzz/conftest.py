@@ -6,7 +6,6 @@ explores other inputs; it is printed at the end of the run and in every failure.
 
 from __future__ import annotations
 
-import atexit
 import os
 import random
 import sys
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from testkit import runs
-from testkit.server import LiveServer, ServerStartError
+from testkit.server import LiveServer, running
 
 SEED_ENV = "HANGAR_FUZZ_SEED"
 SEED = pytest.StashKey[int]()
@@ -65,10 +64,5 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         providers="fake",
         fake_latency_s=0.02,  # operations finish between requests, so chains reach every state
     )
-    atexit.register(server.stop)  # even when the session is interrupted
-    try:
-        server.start()
-    except ServerStartError as error:
-        pytest.fail(str(error), pytrace=False)
-    yield server
-    server.stop()
+    with running(server):
+        yield server

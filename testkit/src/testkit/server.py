@@ -15,22 +15,26 @@ data dir must carry the run's tag too, so the sweeper also finds a killed run's 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
 from testkit import runs
 from testkit.client import ApiClient
 from testkit.waiting import NotYet, WaitTimeoutError, retry
 
-__all__ = ["LiveServer", "ServerStartError", "User", "hangar_command"]
+__all__ = ["LiveServer", "ServerStartError", "User", "hangar_command", "running"]
 
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 10.0
@@ -213,3 +217,19 @@ class LiveServer:
             except ProcessLookupError:
                 return
             process.wait(timeout=STOP_GRACE_S)
+
+
+@contextlib.contextmanager
+def running(server: LiveServer) -> Iterator[LiveServer]:
+    """A fixture's live server: started (one that does not start fails the test in one line,
+    with its log's tail), stopped by PID at the end — and at interpreter exit too, when the
+    session is interrupted before the fixture's end."""
+    atexit.register(server.stop)
+    try:
+        server.start()
+    except ServerStartError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
