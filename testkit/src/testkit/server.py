@@ -201,12 +201,16 @@ class LiveServer:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        """End the server's process group: TERM, then KILL after a grace period. Idempotent."""
+        """End the server's process group: INT, then KILL after a grace period. Idempotent.
+
+        SIGINT, not SIGTERM: uvicorn shuts down on either, then raises the signal again, and
+        only SIGINT then ends Python the normal way (KeyboardInterrupt), running its exit
+        handlers — coverage's save of what the server executed among them."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
         try:
-            os.killpg(process.pid, signal.SIGTERM)
+            os.killpg(process.pid, signal.SIGINT)
         except ProcessLookupError:
             return
         try:
