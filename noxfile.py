@@ -159,9 +159,17 @@ COVERAGE = ["--cov", "--cov-report=term"]
 
 def coverage_file(session: nox.Session) -> dict[str, str]:
     """Where the session's coverage data goes: COVERAGE_FILE when the caller set it (`gates run`
-    gives each gate its own, then combines them all), else the session's tmp dir."""
+    gives each gate its own, then combines them all), else `<session env>/coverage/`.
+
+    Not `session.create_tmp()`: that also points the session's TMPDIR into the checkout's
+    `.nox/`, where the integration tier's QEMU sockets outgrow their 108 bytes and the template
+    copies it builds there are inside a git-ignored dir, which their ruff then skips."""
     given = os.environ.get("COVERAGE_FILE")
-    return {"COVERAGE_FILE": given or str(Path(session.create_tmp()) / ".coverage")}
+    if given:
+        return {"COVERAGE_FILE": given}
+    directory = Path(session.virtualenv.location) / "coverage"
+    directory.mkdir(parents=True, exist_ok=True)
+    return {"COVERAGE_FILE": str(directory / ".coverage")}
 
 
 # The unit sessions measure their own processes only (see [tool.coverage.run]): `_exit` stands
@@ -180,6 +188,7 @@ def unit_tests(session: nox.Session, *pytest_args: str) -> None:
     shard = any(arg.startswith("--splits") for arg in args)
     whole_tier = set(TEST_DIRS["unit"]) <= set(args) and not shard
     floor = ["--cov-fail-under=90"] if whole_tier else []
+    session.create_tmp()  # the unit tests' temp dirs in the session's own dir (its TMPDIR)
     env = {**coverage_file(session), **UNIT_COVERAGE_PATCH}
     pytest(session, *pytest_args, *COVERAGE, *floor, *args, env=env)
 
