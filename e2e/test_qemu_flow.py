@@ -25,7 +25,7 @@ from e2e.pages.shell import AppShell
 from testkit import runs
 from testkit.ci import skip_or_fail
 from testkit.qemu import seed_data_dir
-from testkit.server import LiveServer, ServerStartError
+from testkit.server import LiveServer, running
 
 BOOT_TIMEOUT_MS = 240_000
 QEMU_DIR_LABEL = "q"
@@ -41,18 +41,15 @@ def qemu_server(tiny_image: Path) -> Iterator[LiveServer]:
     data_dir = seed_data_dir(runs.new_dir(QEMU_DIR_LABEL, runs.SOCKET_ROOT), tiny_image)
     atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     server = LiveServer(data_dir=data_dir, providers="fake,qemu")
-    atexit.register(server.stop)
     try:
-        server.start()
-    except ServerStartError as error:
-        pytest.fail(str(error), pytrace=False)
-    try:
-        yield server
+        with running(server):
+            try:
+                yield server
+            finally:
+                # QEMU machines outlive the API server: delete this run's machines before it stops.
+                with server.client() as api:
+                    api.delete_machines(f"e2e-{runs.RUN_ID}")
     finally:
-        # QEMU machines outlive the API server: delete this run's machines before stopping it.
-        with server.client() as api:
-            api.delete_machines(f"e2e-{runs.RUN_ID}")
-        server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
