@@ -13,9 +13,12 @@ import pytest
 from testkit import runs
 from testkit.server import LiveServer, ServerStartError
 
-# Listens on a port the kernel picks, logs it as uvicorn does, answers /ready with 200.
+# Listens on a port the kernel picks, logs it as uvicorn does, answers /ready with 200, and ends
+# on SIGINT as uvicorn does: it installs its own handler, so a SIGINT its parent ignored (a
+# background job of a shell ignores it) still stops it, and stop() needs no grace period.
 SERVES = """
-import http.server, sys
+import http.server, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 class Ready(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200 if self.path == "/ready" else 404)
