@@ -36,6 +36,8 @@ def _option(name: str, value: object) -> list[str]:
         "github": "report phases as commit statuses and a sticky PR comment "
         "(automatic when GITHUB_TOKEN, GITHUB_REPOSITORY and GITHUB_SHA are set)",
         "baseline": "commit the bench gate compares with (never the candidate itself)",
+        "all_benchmarks": "the bench gate runs every benchmark, not only those the change "
+        "can affect (by default it runs those whose baseline coverage the change touches)",
         "shard": "run shard I/N: that part of every test gate (shard 1: the other gates too)",
         "shards": "run N shards side by side here, then merge them",
         "run_id": "the run's id (CI gives every shard the same)",
@@ -51,12 +53,14 @@ def gates(
     shard: str = "",
     shards: int = 0,
     run_id: str = "",
+    all_benchmarks: bool = False,
 ) -> None:
     """Run the phased gates in order; stop at the first failing gate (= gates run)."""
     _gates("run", *_option("--only", only), *_option("--from", from_),
            *_option("--keep-going", keep_going), *_option("--github", github),
            *_option("--baseline", baseline), *_option("--shard", shard),
-           *_option("--shards", shards or ""), *_option("--run-id", run_id))  # fmt: skip
+           *_option("--shards", shards or ""), *_option("--run-id", run_id),
+           *_option("--all-benchmarks", all_benchmarks))  # fmt: skip
 
 
 @task(

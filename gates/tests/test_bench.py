@@ -398,12 +398,14 @@ def two_commits(root: Path) -> Path:
 
 
 def run_bench(root: Path, shell: BenchShell, baseline: str | None = "HEAD~1") -> GateContext:
+    """The comparison itself: every benchmark (test_bench_affected.py tests the selection)."""
     return GateContext(
         root=root,
         run_dir=root / ".gates" / "runs" / "r1",
         shell=shell,
         environ={"PATH": os.environ["PATH"], "VIRTUAL_ENV": "/elsewhere"},
         baseline=baseline,
+        all_benchmarks=True,
     )
 
 

@@ -97,6 +97,7 @@ def execute(
     run_id: str | None = None,
     cores: int | None = None,
     nox_envdir: Path | None = None,
+    all_benchmarks: bool = False,
 ) -> Run:
     """Run the selected phases of the project's pipeline with console (and GitHub) reporting.
 
@@ -110,7 +111,9 @@ def execute(
     run_id = run_id or new_run_id()
     runs = root / ".gates" / "runs"
     run_dir = shard_dir(runs, run_id, shard) if shard else runs / run_id
-    ctx = context or GateContext(root=root, run_dir=run_dir, baseline=baseline)
+    ctx = context or GateContext(
+        root=root, run_dir=run_dir, baseline=baseline, all_benchmarks=all_benchmarks
+    )
     ctx.shard, ctx.durations, ctx.nox_envdir = shard, root / pipeline.durations, nox_envdir
     if pipeline.coverage is not None:
         ctx.coverage_variable = pipeline.coverage.variable
@@ -147,6 +150,7 @@ def gates(
     run_id: str | None = None,
     cores: int | None = None,
     nox_envdir: str | None = None,
+    all_benchmarks: bool = False,
 ) -> int:
     """`gates run`: 0 when every gate that ran passed; writes the report at the end. With
     `shard` ("I/N") one shard's part, merged later; with `shards` ("N") all N side by side,
@@ -167,6 +171,7 @@ def gates(
             options = [*(["--only", only] if only else []), *(["--from", start] if start else [])]
             options += ["--keep-going"] if keep_going else []
             options += ["--baseline", baseline] if baseline else []
+            options += ["--all-benchmarks"] if all_benchmarks else []
             return _side_by_side(root, total, run_id or new_run_id(), options, cores, console)
         run = execute(
             root,
@@ -180,6 +185,7 @@ def gates(
             run_id=run_id,
             cores=cores,
             nox_envdir=Path(nox_envdir).resolve() if nox_envdir else None,
+            all_benchmarks=all_benchmarks,
         )
     except GatesError as error:
         _error(console, "error", error)
@@ -653,6 +659,11 @@ def _parser() -> argparse.ArgumentParser:
         "--baseline", default="", help="commit the bench gate compares with (never the candidate)"
     )
     run.add_argument(
+        "--all-benchmarks",
+        action="store_true",
+        help="the bench gate runs every benchmark, not only those the change can affect",
+    )
+    run.add_argument(
         "--github",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -804,6 +815,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             run_id=args.run_id or None,
             cores=args.cores,
             nox_envdir=args.nox_envdir or None,
+            all_benchmarks=args.all_benchmarks,
         )
     if command == "merge":
         return merge_shards(

@@ -11,6 +11,10 @@ from gates.project import gates_table
 from gates.tiers import Tiers
 
 DEFAULT_SELECTION = ("bench",)
+# Changed paths that run every benchmark (globs relative to the root; `**` spans directories):
+# what every benchmark depends on without executing it as Python code of the project. The
+# benchmarks' own directories are always added (gates.bench.affected).
+DEFAULT_RUN_ALL_ON = ("uv.lock", "**/pyproject.toml", ".python-version", "conftest.py")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class BenchSettings:
     # Paths (relative to the root) copied from the working tree into the baseline's worktree
     # before its first round: caches that are expensive to rebuild, such as guest images.
     copy_to_baseline: tuple[str, ...] = ()
+    # Changed paths (globs) on which the gate runs every benchmark instead of the affected ones.
+    run_all_on: tuple[str, ...] = DEFAULT_RUN_ALL_ON
     # From the bench tier of [tool.gates.tiers] (`tier`, default "bench"): the dependency groups
     # both sides run with, and what runs when a gate names no benchmarks.
     groups: tuple[str, ...] = ("bench",)
@@ -67,6 +73,7 @@ class BenchSettings:
             "quantile",
             "slowdown_env",
             "copy_to_baseline",
+            "run_all_on",
             "tier",
         }
         unknown = sorted(set(table) - allowed)
@@ -105,6 +112,12 @@ class BenchSettings:
                 "[tool.gates.bench] copy_to_baseline must be a list of paths relative to the "
                 'project root, e.g. [".cache/images"]'
             )
+        run_all_on = table.get("run_all_on", list(defaults.run_all_on))
+        if not isinstance(run_all_on, list) or not all(_relative(p) for p in run_all_on):
+            raise ConfigError(
+                "[tool.gates.bench] run_all_on must be a list of path globs relative to the "
+                'project root, e.g. ["uv.lock", "**/pyproject.toml", "testkit/bench.py"]'
+            )
         return cls(
             threshold,
             thresholds,
@@ -115,6 +128,7 @@ class BenchSettings:
             float(quantile),
             slowdown_env,
             tuple(copies),
+            tuple(run_all_on),
         )
 
     def threshold_for(self, name: str) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gates.bench import affected
 from gates.bench import compare as benchmarks
 from gates.bench.baseline import BaselineError
 from gates.bench.baseline import choose as choose_baseline
@@ -35,6 +36,37 @@ def bench(gate: Gate, ctx: GateContext) -> GateResult:
         return GateResult("skipped", summary=sides, metrics={"candidate": chosen.candidate})
     settings = BenchSettings.load(ctx.root, gate.options.get("tier"))
     log = ctx.log_for(gate.key)
+    selection = list(gate.args or settings.selection)
+    choice: dict[str, object] = {"run_all": True, "reason": "--all-benchmarks"}
+    chose: list[str] = ["running all benchmarks: --all-benchmarks"]
+    if not ctx.all_benchmarks:
+        try:
+            plan = affected.plan(
+                ctx.root,
+                baseline,
+                selection,
+                settings,
+                shell=ctx.shell,
+                log=log,
+                environ=ctx.environ,
+                timeout=gate.timeout or 1800,
+                run_id=ctx.run_dir.name,
+            )
+        except affected.AffectedError as error:
+            return GateResult("failed", summary=str(error), key_output=tail(log))
+        choice, chose = plan.metrics(), plan.lines()
+        if plan.selection is None:
+            return GateResult(
+                "passed",
+                summary=f"{sides}: no benchmark affected: {plan.reason}",
+                metrics={
+                    "affected": choice,
+                    "candidate": chosen.candidate,
+                    "source": chosen.source,
+                },
+                key_output=chose,
+            )
+        selection = plan.selection
     try:
         outcome = benchmarks.run_comparison(
             ctx.root,
@@ -44,7 +76,7 @@ def bench(gate: Gate, ctx: GateContext) -> GateResult:
             log=log,
             environ=ctx.environ,
             settings=settings,
-            selection=gate.args or settings.selection,
+            selection=selection,
             timeout=gate.timeout or 1800,
             run_id=ctx.run_dir.name,  # names the scratch dir, so leftovers show their run
         )
@@ -53,7 +85,7 @@ def bench(gate: Gate, ctx: GateContext) -> GateResult:
     text = benchmarks.render(
         benchmarks.table(outcome.comparisons, settings.confidence, settings.quantile)
     )
-    lines = text.rstrip("\n").splitlines()
+    lines = [*chose, *text.rstrip("\n").splitlines()]
     if outcome.only_one_side:
         lines.append(f"only on one side (not compared): {', '.join(outcome.only_one_side)}")
     if outcome.swept:
@@ -69,6 +101,11 @@ def bench(gate: Gate, ctx: GateContext) -> GateResult:
     return GateResult(
         "failed" if slower else "passed",
         summary=summary,
-        metrics={**outcome.metrics(), "candidate": chosen.candidate, "source": chosen.source},
+        metrics={
+            **outcome.metrics(),
+            "affected": choice,
+            "candidate": chosen.candidate,
+            "source": chosen.source,
+        },
         key_output=lines,
     )

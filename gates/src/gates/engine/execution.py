@@ -109,6 +109,8 @@ class GateContext:
     provisioner: Provisioner | None = None
     clock: Callable[[], float] = time.perf_counter
     baseline: str | None = None  # the bench gate's `--baseline REV`; None: the last green commit
+    # The bench gate's `--all-benchmarks`: every benchmark, not only those the change affects.
+    all_benchmarks: bool = False
     shard: Shard | None = None  # this run's part of the test gates (`--shard I/N`); None: all
     durations: Path | None = None  # the stored durations' directory, for the shards' split
     nox_envdir: Path | None = None  # nox's --envdir: side-by-side shards need their own
