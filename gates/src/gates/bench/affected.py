@@ -181,7 +181,7 @@ def is_code(path: str) -> bool:
 
 
 @dataclass
-class TestFileRun:
+class FileRun:
     """What one test file's run on the baseline executed: per benchmark its own lines, and the
     lines of the whole run outside any one benchmark's call (which count for all of them)."""
 
@@ -193,7 +193,7 @@ class TestFileRun:
 @dataclass
 class CoverageMap:
     baseline: str
-    runs: dict[str, TestFileRun]  # by test file
+    runs: dict[str, FileRun]  # by test file
 
     def benchmarks(self) -> list[str]:
         names = []
@@ -226,7 +226,7 @@ class CoverageMap:
             }
 
         runs = {
-            str(name): TestFileRun(
+            str(name): FileRun(
                 lines(run["shared"]),
                 {str(b): lines(f) for b, f in run["benchmarks"].items()},
                 [str(u) for u in run["unmeasured"]],
@@ -265,6 +265,11 @@ def save_map(root: Path, coverage_map: CoverageMap) -> Path:
 def _relative(tree: Path, path: str) -> str | None:
     candidate = Path(path)
     if not candidate.is_absolute():
+        # relative_files: a process whose working directory was "/" recorded it from there.
+        rooted = Path("/") / candidate
+        for base in (tree, tree.resolve()):
+            if rooted.is_relative_to(base):
+                return rooted.relative_to(base).as_posix()
         return candidate.as_posix()
     for base in (tree, tree.resolve()):
         try:
@@ -311,7 +316,7 @@ def read_junit(path: Path, test_file: str) -> tuple[list[str], list[str]]:
     return ran, skipped
 
 
-def test_files(tree: Path, selection: Sequence[str]) -> list[str]:
+def benchmark_files(tree: Path, selection: Sequence[str]) -> list[str]:
     """The test files of the selection's paths (a directory's test_*.py and *_test.py)."""
     found: list[str] = []
     for item in selection:
@@ -345,11 +350,11 @@ def measure_map(
     contexts, and read what each benchmark executed."""
     options = [item for item in selection if item.startswith("-")]
     run_groups = [f"--group={group}" for group in groups]
-    runs: dict[str, TestFileRun] = {}
+    runs: dict[str, FileRun] = {}
     with tempfile.TemporaryDirectory(prefix="gates-affected-") as scratch:
         (Path(scratch) / f"{PLUGIN_NAME}.py").write_text(PLUGIN)
         path = [scratch, *filter(None, [environ.get("PYTHONPATH", "")])]
-        for index, test_file in enumerate(test_files(tree, selection)):
+        for index, test_file in enumerate(benchmark_files(tree, selection)):
             data = Path(scratch) / f"{index}" / ".coverage"
             data.parent.mkdir()
             junit, report = data.parent / "junit.xml", data.parent / "coverage.json"
@@ -366,12 +371,12 @@ def measure_map(
                     f"failed (exit status {status}); see {log}"
                 )
             argv = ["uv", "run", "--locked", *run_groups, "coverage", "json", "--show-contexts"]
-            argv += ["-q", "-o", str(report)]
+            argv += ["-q", "--ignore-errors", "-o", str(report)]
             if shell(argv, cwd=tree, log=log, env=env, timeout=timeout) != 0:
                 raise AffectedError(f"reading the coverage data of {test_file} failed; see {log}")
             shared, tests = read_contexts(json.loads(report.read_text()), tree)
             ran, skipped = read_junit(junit, test_file)
-            runs[test_file] = TestFileRun(
+            runs[test_file] = FileRun(
                 shared,
                 {node: tests.get(node, {}) for node in ran},
                 skipped,
@@ -404,6 +409,7 @@ class Plan:
     run_all: bool = False
     changed: list[str] = field(default_factory=list)
     map_source: str = ""  # "stored" or "measured" when the coverage map decided
+    unmeasured: list[str] = field(default_factory=list)  # selected: skipped on the baseline
 
     def lines(self) -> list[str]:
         """What the gate prints about its choice."""
@@ -437,6 +443,7 @@ class Plan:
             "skipped": self.skipped,
             "changed": self.changed,
             "map": self.map_source,
+            "unmeasured": self.unmeasured,
         }
 
 
@@ -452,6 +459,7 @@ def select(change: Change, coverage_map: CoverageMap, options: Sequence[str]) ->
     change touches, and those the map has no lines for; the others are skipped."""
     selected: list[str] = []
     skipped: list[str] = []
+    unmeasured: list[str] = []
     why: list[str] = []
     for _test_file, run in sorted(coverage_map.runs.items()):
         shared = _touches(run.shared, change)
@@ -464,6 +472,7 @@ def select(change: Change, coverage_map: CoverageMap, options: Sequence[str]) ->
                 skipped.append(node)
         for node in sorted(run.unmeasured):
             selected.append(node)
+            unmeasured.append(node)
             why.append(f"{node.rsplit('::', 1)[-1]}: not measured on the baseline")
     changed = sorted(change.files)
     if not selected:
@@ -474,6 +483,7 @@ def select(change: Change, coverage_map: CoverageMap, options: Sequence[str]) ->
         selected,
         skipped,
         changed=changed,
+        unmeasured=unmeasured,
     )
 
 

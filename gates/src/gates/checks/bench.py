@@ -39,6 +39,7 @@ def bench(gate: Gate, ctx: GateContext) -> GateResult:
     selection = list(gate.args or settings.selection)
     choice: dict[str, object] = {"run_all": True, "reason": "--all-benchmarks"}
     chose: list[str] = ["running all benchmarks: --all-benchmarks"]
+    unmeasured_only = False
     if not ctx.all_benchmarks:
         try:
             plan = affected.plan(
@@ -55,6 +56,7 @@ def bench(gate: Gate, ctx: GateContext) -> GateResult:
         except affected.AffectedError as error:
             return GateResult("failed", summary=str(error), key_output=tail(log))
         choice, chose = plan.metrics(), plan.lines()
+        unmeasured_only = bool(plan.selected) and plan.selected == plan.unmeasured
         if plan.selection is None:
             return GateResult(
                 "passed",
@@ -96,6 +98,16 @@ def bench(gate: Gate, ctx: GateContext) -> GateResult:
     summary = f"{sides}: {len(outcome.comparisons)} benchmarks, {settings.rounds} rounds: " + (
         f"{len(slower)} slower ({', '.join(slower)})" if slower else "no regression"
     )
+    if not outcome.comparisons and unmeasured_only:
+        # Only benchmarks the baseline skipped when its map was made (a missing tool, say) were
+        # affected, and they were skipped again: nothing the change touches was measurable here.
+        return GateResult(
+            "passed",
+            summary=f"{sides}: the only benchmarks that could be affected were skipped on both "
+            "sides, as when the baseline's coverage map was made",
+            metrics={"affected": choice, "candidate": chosen.candidate, "source": chosen.source},
+            key_output=lines,
+        )
     if not outcome.comparisons:
         return GateResult("failed", summary="no benchmark ran on both sides", key_output=lines)
     return GateResult(
