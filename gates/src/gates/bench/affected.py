@@ -51,6 +51,20 @@ def pytest_collection_modifyitems(config, items):
 """
 
 Lines = frozenset[int]
+# Run in the baseline's environment: per measured file, the contexts of each line, in the shape
+# of `coverage json --show-contexts`.
+READ_CONTEXTS = """\
+import json, sys
+from coverage import CoverageData
+data = CoverageData(sys.argv[1])
+data.read()
+files = {}
+for name in data.measured_files():
+    lines = data.contexts_by_lineno(name)
+    files[name] = {"contexts": {str(n): sorted(c) for n, c in lines.items() if n > 0}}
+with open(sys.argv[2], "w") as out:
+    json.dump({"files": files}, out)
+"""
 
 
 class AffectedError(GatesError):
@@ -282,8 +296,9 @@ def _relative(tree: Path, path: str) -> str | None:
 def read_contexts(
     report: Mapping[str, Any], tree: Path
 ) -> tuple[dict[str, Lines], dict[str, dict[str, Lines]]]:
-    """From `coverage json --show-contexts`: the lines executed outside any test's call (no
-    context, or a test's setup or teardown) and, per test node id, those of its call."""
+    """From READ_CONTEXTS' report (shaped as `coverage json --show-contexts`): the lines
+    executed outside any test's call (no context, or a test's setup or teardown) and, per test
+    node id, those of its call."""
     shared: dict[str, set[int]] = {}
     tests: dict[str, dict[str, set[int]]] = {}
     for name, data in report.get("files", {}).items():
@@ -370,8 +385,10 @@ def measure_map(
                     f"measuring what the benchmarks of {test_file} execute on the baseline "
                     f"failed (exit status {status}); see {log}"
                 )
-            argv = ["uv", "run", "--locked", *run_groups, "coverage", "json", "--show-contexts"]
-            argv += ["-q", "--ignore-errors", "-o", str(report)]
+            # Read with coverage's API, which needs no source (`coverage json` drops a file whose
+            # recorded path it cannot open, and a process started in "/" records such paths).
+            argv = ["uv", "run", "--locked", *run_groups, "python", "-c", READ_CONTEXTS]
+            argv += [str(data), str(report)]
             if shell(argv, cwd=tree, log=log, env=env, timeout=timeout) != 0:
                 raise AffectedError(f"reading the coverage data of {test_file} failed; see {log}")
             shared, tests = read_contexts(json.loads(report.read_text()), tree)
