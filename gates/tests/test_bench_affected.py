@@ -48,23 +48,28 @@ class NoShell:
 # ---------------------------------------------------------------------------------------- diff
 
 
+HEADER = "diff --git a/m.py b/m.py\nindex 1..2 100644\n--- a/m.py\n+++ b/m.py\n"
+
+
 def test_a_modification_touches_its_lines_in_the_baselines_numbering() -> None:
-    diff = (
-        "diff --git a/m.py b/m.py\n--- a/m.py\n+++ b/m.py\n"
-        "@@ -3,2 +3,2 @@ def f():\n-a\n-b\n+A\n+B\n"
-        "@@ -10 +10,3 @@\n-c\n+C\n+D\n+E\n"
-    )
+    hunks = "@@ -3,2 +3,2 @@ def f():\n-a\n-b\n+A\n+B\n@@ -10 +10,3 @@\n-c\n+C\n+D\n+E\n"
+    diff = HEADER + hunks
     assert affected.parse_diff(diff) == {"m.py": {3, 4, 10}}
 
 
 def test_a_pure_insertion_touches_the_lines_around_it() -> None:
-    diff = "--- a/m.py\n+++ b/m.py\n@@ -7,0 +8,2 @@\n+x\n+y\n@@ -0,0 +1 @@\n+first\n"
+    diff = HEADER + "@@ -7,0 +8,2 @@\n+x\n+y\n@@ -0,0 +1 @@\n+first\n"
     assert affected.parse_diff(diff) == {"m.py": {7, 8, 1}}
 
 
 def test_a_deletion_touches_the_deleted_lines() -> None:
-    diff = "--- a/m.py\n+++ b/m.py\n@@ -5,3 +4,0 @@\n-a\n-b\n-c\n"
+    diff = HEADER + "@@ -5,3 +4,0 @@\n-a\n-b\n-c\n"
     assert affected.parse_diff(diff) == {"m.py": {5, 6, 7}}
+
+
+def test_removed_and_added_lines_that_look_like_file_headers_are_lines() -> None:
+    diff = HEADER + "@@ -2 +2 @@\n--- a/x.py\n+++ b/x.py\n@@ -9 +9 @@\n-b\n+c\n"
+    assert affected.parse_diff(diff) == {"m.py": {2, 9}}
 
 
 def test_changes_reads_commits_staged_unstaged_untracked_deleted_and_renamed_files(

@@ -93,15 +93,19 @@ def parse_diff(text: str) -> dict[str, set[int]]:
     """The baseline-side lines of each file's hunks in `git diff -U0 --no-renames` output."""
     result: dict[str, set[int]] = {}
     current: str | None = None
+    header = False  # between `diff --git` and the first hunk: a removed line "-- x" is no header
     for line in text.splitlines():
-        if line.startswith("--- "):
+        if line.startswith("diff --git "):
+            header, current = True, None
+        elif header and line.startswith("--- "):
             old = line[4:]
             current = old[2:] if old.startswith("a/") else None
             if current is not None:
                 result.setdefault(current, set())
-        elif line.startswith("+++ "):
+        elif header and line.startswith("+++ "):
             continue
         elif current is not None and line.startswith("@@ "):
+            header = False
             match = _HUNK.match(line)
             if match is None:
                 continue
