@@ -13,14 +13,16 @@ from pathlib import Path
 import pytest
 from gates_testing import git, pipeline_toml
 
-from gates.bench import affected
+from gates import cli
+from gates.bench import affected, compare
 from gates.bench.affected import Change, CoverageMap, FileRun
+from gates.bench.compare import BenchError
 from gates.bench.settings import DEFAULT_RUN_ALL_ON, BenchSettings
 from gates.checks import CHECKS
 from gates.engine.execution import GateContext
 from gates.engine.pipeline import Pipeline
 from gates.engine.runner import run_gate
-from gates.errors import ConfigError
+from gates.errors import ConfigError, GatesError
 
 A = "bench/test_a.py::test_a"
 B = "bench/test_b.py::test_b"
@@ -375,3 +377,41 @@ def test_a_stored_map_decides_without_a_worktree(make_project: Callable[..., Pat
     assert result.metrics["affected"]["skipped"] == [A]
     assert result.metrics["affected"]["map"].startswith("stored in .gates/bench/affected/")
     assert shell.commands == []
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_all_benchmarks_reaches_the_bench_check_through_the_context(
+    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, flag: bool
+) -> None:
+    root = make_project(PROJECT)
+    monkeypatch.chdir(root)
+    contexts: list[GateContext] = []
+
+    def capture(*_args: object, ctx: GateContext, **_kwargs: object) -> None:
+        contexts.append(ctx)
+        raise GatesError("captured")
+
+    monkeypatch.setattr(cli, "run_gates", capture)
+    argv = ["run", "--only", "bench", *(["--all-benchmarks"] if flag else [])]
+    assert cli.main(argv) == cli.EXIT_REFUSED
+    assert [ctx.all_benchmarks for ctx in contexts] == [flag]
+
+
+def test_all_benchmarks_runs_everything_and_records_why(
+    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(PROJECT, {"bench/test_a.py": "", "docs/index.md": "# a\n"})
+    commit(root, {"docs/index.md": "# a\n\nmore\n"})
+    selections: list[list[str]] = []
+
+    def comparison(*_args: object, selection: Sequence[str], **_kwargs: object) -> None:
+        selections.append(list(selection))
+        raise BenchError("stop here")
+
+    monkeypatch.setattr(compare, "run_comparison", comparison)
+    context = bench_context(root, NoShell())
+    context.all_benchmarks = True
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    result = run_gate(gate, context, CHECKS)
+    assert result.summary == "stop here"
+    assert selections == [["bench"]]  # the docs-only change alone would have run nothing
