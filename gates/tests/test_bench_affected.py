@@ -112,6 +112,16 @@ def test_changes_reads_commits_staged_unstaged_untracked_deleted_and_renamed_fil
 # ------------------------------------------------------------------------------------- run all
 
 
+def test_the_selection_splits_into_paths_and_options_with_their_values(tmp_path: Path) -> None:
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "test_a.py").write_text("")
+    selection = ["bench", "-k", "fan_out", "bench/test_a.py::test_a", "--benchmark-x=1", "gone"]
+    assert affected.split_selection(tmp_path, selection) == (
+        ["bench", "bench/test_a.py::test_a"],
+        ["-k", "fan_out", "--benchmark-x=1", "gone"],
+    )
+
+
 @pytest.mark.parametrize(
     ("path", "trigger"),
     [
@@ -131,7 +141,7 @@ def test_run_all_on_and_the_benchmarks_own_dirs_run_everything(
     path: str, trigger: str | None
 ) -> None:
     settings = BenchSettings(run_all_on=(*DEFAULT_RUN_ALL_ON, "testkit/src/testkit/bench.py"))
-    globs = affected.run_all_globs(settings, ["bench", "-k", "fan"])
+    globs = affected.run_all_globs(settings, ["bench"])
     found = affected.run_all_trigger(Change({path: frozenset({1})}), globs)
     if trigger is None:
         assert found is None
@@ -148,19 +158,19 @@ def test_globs_keep_single_stars_within_a_directory() -> None:
 
 def test_a_change_without_python_files_affects_nothing_and_says_why() -> None:
     change = Change({"docs/api.md": frozenset({3}), "frontend/app.js": None})
-    plan = affected.plan_from_diff(change, BenchSettings(), ["bench"])
+    plan = affected.plan_from_diff(change, BenchSettings(), ["bench"], ["bench"])
     assert plan is not None
     assert plan.selection is None
     assert plan.lines() == [
         "no benchmark runs: the change (docs/api.md, frontend/app.js) has no Python file and "
         "nothing in run_all_on, so it affects no benchmark"
     ]
-    assert affected.plan_from_diff(Change({"m.py": frozenset()}), BenchSettings(), ["b"]) is None
+    assert affected.plan_from_diff(Change({"m.py": frozenset()}), BenchSettings(), [], []) is None
 
 
 def test_a_run_all_trigger_keeps_the_whole_selection() -> None:
     change = Change({"uv.lock": frozenset({4}), "m.py": frozenset({1})})
-    plan = affected.plan_from_diff(change, BenchSettings(), ["bench", "-k", "x"])
+    plan = affected.plan_from_diff(change, BenchSettings(), ["bench", "-k", "x"], ["bench"])
     assert plan is not None
     assert plan.selection == ["bench", "-k", "x"]
     assert plan.lines() == ["running all benchmarks: uv.lock changed (run_all_on: uv.lock)"]

@@ -170,14 +170,21 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + "(?:/.*)?")
 
 
-def run_all_globs(settings: BenchSettings, selection: Sequence[str]) -> list[str]:
-    """`run_all_on`, then the directories and files of the benchmarks themselves."""
-    own = []
+def split_selection(root: Path, selection: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The selection's paths (items whose file part exists under `root`: directories, files,
+    node ids) and its options with their values (`-k fan_out`), each in order."""
+    paths: list[str] = []
+    options: list[str] = []
     for item in selection:
-        if item.startswith("-"):
-            continue
-        path = item.split("::", 1)[0].rstrip("/")
-        own.append(path)
+        named = item.split("::", 1)[0]
+        is_path = not item.startswith("-") and bool(named) and (root / named).exists()
+        (paths if is_path else options).append(item)
+    return paths, options
+
+
+def run_all_globs(settings: BenchSettings, paths: Sequence[str]) -> list[str]:
+    """`run_all_on`, then the directories and files of the benchmarks themselves (`paths`)."""
+    own = [item.split("::", 1)[0].rstrip("/") for item in paths]
     return [*settings.run_all_on, *(p for p in own if p not in settings.run_all_on)]
 
 
@@ -335,12 +342,10 @@ def read_junit(path: Path, test_file: str) -> tuple[list[str], list[str]]:
     return ran, skipped
 
 
-def benchmark_files(tree: Path, selection: Sequence[str]) -> list[str]:
+def benchmark_files(tree: Path, paths: Sequence[str]) -> list[str]:
     """The test files of the selection's paths (a directory's test_*.py and *_test.py)."""
     found: list[str] = []
-    for item in selection:
-        if item.startswith("-"):
-            continue
+    for item in paths:
         path = tree / item.split("::", 1)[0]
         if path.is_dir():
             candidates = sorted({*path.rglob("test_*.py"), *path.rglob("*_test.py")})
@@ -356,7 +361,8 @@ def benchmark_files(tree: Path, selection: Sequence[str]) -> list[str]:
 def measure_map(
     tree: Path,
     baseline: str,
-    selection: Sequence[str],
+    paths: Sequence[str],
+    options: Sequence[str],
     *,
     shell: Shell,
     log: Path,
@@ -367,13 +373,12 @@ def measure_map(
     """Run each test file of the selection once on the baseline's tree (its environment synced
     already, `environ` pointing at it) with `--benchmark-disable` under coverage with per-test
     contexts, and read what each benchmark executed."""
-    options = [item for item in selection if item.startswith("-")]
     run_groups = [f"--group={group}" for group in groups]
     runs: dict[str, FileRun] = {}
     with tempfile.TemporaryDirectory(prefix="gates-affected-") as scratch:
         (Path(scratch) / f"{PLUGIN_NAME}.py").write_text(PLUGIN)
         path = [scratch, *filter(None, [environ.get("PYTHONPATH", "")])]
-        for index, test_file in enumerate(benchmark_files(tree, selection)):
+        for index, test_file in enumerate(benchmark_files(tree, paths)):
             data = Path(scratch) / f"{index}" / ".coverage"
             data.parent.mkdir()
             junit, report = data.parent / "junit.xml", data.parent / "coverage.json"
@@ -509,12 +514,12 @@ def select(change: Change, coverage_map: CoverageMap, options: Sequence[str]) ->
 
 
 def plan_from_diff(
-    change: Change, settings: BenchSettings, selection: Sequence[str]
+    change: Change, settings: BenchSettings, selection: Sequence[str], paths: Sequence[str]
 ) -> Plan | None:
     """What the diff alone decides: everything on a run-all trigger, nothing when no Python file
-    changed; None when the coverage map must decide."""
+    changed; None when the coverage map must decide. `paths`: the selection's (split_selection)."""
     changed = sorted(change.files)
-    trigger = run_all_trigger(change, run_all_globs(settings, selection))
+    trigger = run_all_trigger(change, run_all_globs(settings, paths))
     if trigger is not None:
         return Plan(list(selection), trigger, run_all=True, changed=changed)
     code = [path for path in changed if is_code(path)]
@@ -533,7 +538,8 @@ def plan_from_diff(
 def build_map(
     root: Path,
     baseline: str,
-    selection: Sequence[str],
+    paths: Sequence[str],
+    options: Sequence[str],
     settings: BenchSettings,
     *,
     shell: Shell,
@@ -556,7 +562,8 @@ def build_map(
         return measure_map(
             tree,
             baseline,
-            selection,
+            paths,
+            options,
             shell=shell,
             log=log,
             environ=env,
@@ -582,7 +589,8 @@ def plan(
     decides alone when it can (no worktree), else the baseline's coverage map (stored under
     `.gates/bench/affected/<baseline>.json`, measured on a miss)."""
     change = changes(root, baseline)
-    decided = plan_from_diff(change, settings, selection)
+    paths, options = split_selection(root, selection)
+    decided = plan_from_diff(change, settings, selection, paths)
     if decided is not None:
         return decided
     coverage_map = load_map(root, baseline)
@@ -592,7 +600,8 @@ def plan(
         coverage_map = build_map(
             root,
             baseline,
-            selection,
+            paths,
+            options,
             settings,
             shell=shell,
             log=log,
@@ -602,7 +611,6 @@ def plan(
         )
         save_map(root, coverage_map)
         source = f"measured on the baseline in {clock() - start:.0f} s"
-    options = [item for item in selection if item.startswith("-")]
     result = select(change, coverage_map, options)
     result.map_source = source
     return result
