@@ -19,7 +19,7 @@ from gates.bench.affected import Change, CoverageMap, FileRun
 from gates.bench.compare import BenchError
 from gates.bench.settings import DEFAULT_RUN_ALL_ON, BenchSettings
 from gates.checks import CHECKS
-from gates.engine.execution import GateContext
+from gates.engine.execution import GateContext, real_shell
 from gates.engine.pipeline import Pipeline
 from gates.engine.runner import run_gate
 from gates.errors import ConfigError, GatesError
@@ -425,3 +425,44 @@ def test_all_benchmarks_runs_everything_and_records_why(
     result = run_gate(gate, context, CHECKS)
     assert result.summary == "stop here"
     assert selections == [["bench"]]  # the docs-only change alone would have run nothing
+
+
+def test_without_a_coverage_map_every_benchmark_runs(
+    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The baseline's environment cannot be synced (a stand-in for any failure to measure):
+    nothing says which benchmarks are safe to skip, so all of them run, saying why."""
+    root = make_project(PROJECT, {"bench/test_a.py": "", "pkg/a.py": "x = 1\n"})
+    commit(root, {"pkg/a.py": "x = 2\n"})
+
+    def git_only(
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        log: Path,
+        env: Mapping[str, str],
+        timeout: float | None,
+    ) -> int:
+        if argv[0] == "git":
+            return real_shell(argv, cwd=cwd, log=log, env=env, timeout=timeout)
+        return 1
+
+    selections: list[list[str]] = []
+
+    def comparison(*_args: object, selection: Sequence[str], **_kwargs: object) -> None:
+        selections.append(list(selection))
+        raise BenchError("stop here")
+
+    monkeypatch.setattr(compare, "run_comparison", comparison)
+    context = bench_context(root, NoShell())
+    context.shell = git_only
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    result = run_gate(gate, context, CHECKS)
+    assert selections == [["bench"]]
+    assert result.summary == "stop here"
+    assert result.key_output[0].startswith(
+        "running all benchmarks: no coverage map of the baseline (syncing the baseline's "
+        "environment failed; see "
+    ), result.key_output
+    assert result.metrics["affected"]["run_all"] is True
+    assert git(root, "worktree", "list").count("\n") == 1  # the map's worktree is gone

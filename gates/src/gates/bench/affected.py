@@ -597,18 +597,23 @@ def plan(
     source = f"stored in {MAP_DIR / (baseline + '.json')}"
     if coverage_map is None:
         start = clock()
-        coverage_map = build_map(
-            root,
-            baseline,
-            paths,
-            options,
-            settings,
-            shell=shell,
-            log=log,
-            environ=environ,
-            timeout=timeout,
-            run_id=run_id,
-        )
+        try:
+            coverage_map = build_map(
+                root,
+                baseline,
+                paths,
+                options,
+                settings,
+                shell=shell,
+                log=log,
+                environ=environ,
+                timeout=timeout,
+                run_id=run_id,
+            )
+        except AffectedError as error:
+            # Without a map nothing says which benchmarks are safe to skip: run them all.
+            reason = f"no coverage map of the baseline ({error})"
+            return Plan(list(selection), reason, run_all=True, changed=sorted(change.files))
         save_map(root, coverage_map)
         source = f"measured on the baseline in {clock() - start:.0f} s"
     result = select(change, coverage_map, options)

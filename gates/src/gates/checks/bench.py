@@ -41,20 +41,17 @@ def bench(gate: Gate, ctx: GateContext) -> GateResult:
     chose: list[str] = ["running all benchmarks: --all-benchmarks"]
     unmeasured_only = False
     if not ctx.all_benchmarks:
-        try:
-            plan = affected.plan(
-                ctx.root,
-                baseline,
-                selection,
-                settings,
-                shell=ctx.shell,
-                log=log,
-                environ=ctx.environ,
-                timeout=gate.timeout or 1800,
-                run_id=ctx.run_dir.name,
-            )
-        except affected.AffectedError as error:
-            return GateResult("failed", summary=str(error), key_output=tail(log))
+        plan = affected.plan(
+            ctx.root,
+            baseline,
+            selection,
+            settings,
+            shell=ctx.shell,
+            log=log,
+            environ=ctx.environ,
+            timeout=gate.timeout or 1800,
+            run_id=ctx.run_dir.name,
+        )
         choice, chose = plan.metrics(), plan.lines()
         unmeasured_only = bool(plan.selected) and plan.selected == plan.unmeasured
         if plan.selection is None:
@@ -83,7 +80,12 @@ def bench(gate: Gate, ctx: GateContext) -> GateResult:
             run_id=ctx.run_dir.name,  # names the scratch dir, so leftovers show their run
         )
     except benchmarks.BenchError as error:
-        return GateResult("failed", summary=str(error), key_output=tail(log))
+        return GateResult(
+            "failed",
+            summary=str(error),
+            metrics={"affected": choice},
+            key_output=[*chose, *tail(log)],
+        )
     text = benchmarks.render(
         benchmarks.table(outcome.comparisons, settings.confidence, settings.quantile)
     )
