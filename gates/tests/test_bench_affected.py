@@ -16,7 +16,7 @@ from gates_testing import git, pipeline_toml
 from gates import cli
 from gates.bench import affected, compare
 from gates.bench.affected import Change, CoverageMap, FileRun
-from gates.bench.compare import BenchError
+from gates.bench.compare import BenchError, BenchReport
 from gates.bench.settings import DEFAULT_RUN_ALL_ON, BenchSettings
 from gates.checks import CHECKS
 from gates.engine.execution import GateContext, real_shell
@@ -466,3 +466,32 @@ def test_without_a_coverage_map_every_benchmark_runs(
     ), result.key_output
     assert result.metrics["affected"]["run_all"] is True
     assert git(root, "worktree", "list").count("\n") == 1  # the map's worktree is gone
+
+
+def test_affected_benchmarks_skipped_on_both_sides_again_pass_saying_so(
+    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The only affected benchmark was skipped on the baseline when its map was made (no QEMU
+    there, say) and is skipped again on both sides: nothing measurable changed."""
+    root = make_project(PROJECT, {"bench/test_a.py": "", "pkg/a.py": "x = 1\n"})
+    base = git(root, "rev-parse", "HEAD").strip()
+    commit(root, {"pkg/a.py": "x = 2\n"})
+    qemu = "bench/test_a.py::test_qemu"
+    affected.save_map(
+        root,
+        CoverageMap(base, {"bench/test_a.py": FileRun(benchmarks={A: {}}, unmeasured=[qemu])}),
+    )
+
+    def comparison(*_args: object, selection: Sequence[str], **_kwargs: object) -> BenchReport:
+        assert list(selection) == [qemu]
+        return BenchReport(base, [], [], root / ".gates" / "bench" / "r1", 2)
+
+    monkeypatch.setattr(compare, "run_comparison", comparison)
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    result = run_gate(gate, bench_context(root, NoShell()), CHECKS)
+    assert result.outcome == "passed", result.summary
+    assert result.summary.endswith(
+        "the only benchmarks that could be affected were skipped on both sides, as when the "
+        "baseline's coverage map was made"
+    )
+    assert result.metrics["affected"]["unmeasured"] == [qemu]

@@ -17,7 +17,9 @@ def bench(gate: Gate, ctx: GateContext) -> GateResult:
     """No benchmark is surely slower than on the baseline by more than its threshold.
 
     The baseline is never the candidate (gates.bench.baseline says how it is chosen); without
-    one the gate is skipped with the reason. The results are stored under `.gates/bench/<run>/`."""
+    one the gate is skipped with the reason. Only the benchmarks the change can affect run
+    (gates.bench.affected; all of them with `--all-benchmarks`), and none at all passes with the
+    reason. The results are stored under `.gates/bench/<run>/`."""
     pipeline = Pipeline.load(ctx.root)
     repository = Repository(ctx.root)
     try:
