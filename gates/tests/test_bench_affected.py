@@ -281,15 +281,16 @@ def test_the_map_survives_a_round_trip_and_another_version_is_made_again(tmp_pat
     path = affected.save_map(tmp_path, original)
     assert path == tmp_path / ".gates" / "bench" / "affected" / f"{'b' * 40}.json"
     assert json.loads(path.read_text())["version"] == affected.MAP_VERSION
-    loaded = affected.load_map(tmp_path, "b" * 40)
+    loaded = affected.load_map(tmp_path, "b" * 40, [])
     assert loaded is not None
     assert loaded.to_json() == original.to_json()
-    assert affected.load_map(tmp_path, "c" * 40) is None
+    assert affected.load_map(tmp_path, "c" * 40, []) is None
+    assert affected.load_map(tmp_path, "b" * 40, ["bench", "-k", "x"]) is None  # another selection
     document = json.loads(path.read_text())
     path.write_text(json.dumps({**document, "version": affected.MAP_VERSION + 1}))
-    assert affected.load_map(tmp_path, "b" * 40) is None
+    assert affected.load_map(tmp_path, "b" * 40, []) is None
     path.write_text("{not json")
-    assert affected.load_map(tmp_path, "b" * 40) is None
+    assert affected.load_map(tmp_path, "b" * 40, []) is None
 
 
 def test_contexts_split_into_each_calls_lines_and_the_shared_ones(tmp_path: Path) -> None:
@@ -377,6 +378,7 @@ def test_a_stored_map_decides_without_a_worktree(make_project: Callable[..., Pat
         CoverageMap(
             base,
             {"bench/test_a.py": FileRun(benchmarks={A: {"pkg/a.py": frozenset({2})}})},
+            ["bench"],
         ),
     )
     shell = NoShell()
@@ -479,7 +481,9 @@ def test_affected_benchmarks_skipped_on_both_sides_again_pass_saying_so(
     qemu = "bench/test_a.py::test_qemu"
     affected.save_map(
         root,
-        CoverageMap(base, {"bench/test_a.py": FileRun(benchmarks={A: {}}, unmeasured=[qemu])}),
+        CoverageMap(
+            base, {"bench/test_a.py": FileRun(benchmarks={A: {}}, unmeasured=[qemu])}, ["bench"]
+        ),
     )
 
     def comparison(*_args: object, selection: Sequence[str], **_kwargs: object) -> BenchReport:

@@ -219,6 +219,8 @@ class FileRun:
 class CoverageMap:
     baseline: str
     runs: dict[str, FileRun]  # by test file
+    # What was measured (the gate's selection): a map of another selection is made again.
+    selection: list[str] = field(default_factory=list)
 
     def benchmarks(self) -> list[str]:
         names = []
@@ -233,6 +235,7 @@ class CoverageMap:
         return {
             "version": MAP_VERSION,
             "baseline": self.baseline,
+            "selection": list(self.selection),
             "runs": {
                 name: {
                     "shared": lines(run.shared),
@@ -258,22 +261,24 @@ class CoverageMap:
             )
             for name, run in document["runs"].items()
         }
-        return cls(str(document["baseline"]), runs)
+        selection = [str(item) for item in document["selection"]]
+        return cls(str(document["baseline"]), runs, selection)
 
 
 def map_path(root: Path, baseline: str) -> Path:
     return root / MAP_DIR / f"{baseline}.json"
 
 
-def load_map(root: Path, baseline: str) -> CoverageMap | None:
-    """The stored map of `baseline`; None when there is none, or it has another format version
-    or is unreadable (it is then made again)."""
+def load_map(root: Path, baseline: str, selection: Sequence[str]) -> CoverageMap | None:
+    """The stored map of `baseline` for `selection`; None when there is none, or it has another
+    format version or selection, or is unreadable (it is then made again)."""
     path = map_path(root, baseline)
     try:
         document = json.loads(path.read_text())
         if document.get("version") != MAP_VERSION or document.get("baseline") != baseline:
             return None
-        return CoverageMap.from_json(document)
+        coverage_map = CoverageMap.from_json(document)
+        return coverage_map if coverage_map.selection == list(selection) else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -290,7 +295,7 @@ def save_map(root: Path, coverage_map: CoverageMap) -> Path:
 def _relative(tree: Path, path: str) -> str | None:
     candidate = Path(path)
     if not candidate.is_absolute():
-        # relative_files: a process whose working directory was "/" recorded it from there.
+        # relative_files recorded some paths relative to "/" (seen: tmp/…/tree/testkit/…).
         rooted = Path("/") / candidate
         for base in (tree, tree.resolve()):
             if rooted.is_relative_to(base):
@@ -394,8 +399,9 @@ def measure_map(
                     f"measuring what the benchmarks of {test_file} execute on the baseline "
                     f"failed (exit status {status}); see {log}"
                 )
-            # Read with coverage's API, which needs no source (`coverage json` drops a file whose
-            # recorded path it cannot open, and a process started in "/" records such paths).
+            # Read with coverage's API, which needs no source: `coverage json` drops a file whose
+            # recorded path it cannot open, as it did with paths of the QEMU benchmarks' runs
+            # that relative_files recorded relative to "/" (tmp/gates-bench-…/tree/testkit/…).
             argv = ["uv", "run", "--locked", *run_groups, "python", "-c", READ_CONTEXTS]
             argv += [str(data), str(report)]
             if shell(argv, cwd=tree, log=log, env=env, timeout=timeout) != 0:
@@ -407,7 +413,7 @@ def measure_map(
                 {node: tests.get(node, {}) for node in ran},
                 skipped,
             )
-    return CoverageMap(baseline, runs)
+    return CoverageMap(baseline, runs, [*paths, *options])
 
 
 # ------------------------------------------------------------------------------------ selection
@@ -593,7 +599,7 @@ def plan(
     decided = plan_from_diff(change, settings, selection, paths)
     if decided is not None:
         return decided
-    coverage_map = load_map(root, baseline)
+    coverage_map = load_map(root, baseline, [*paths, *options])
     source = f"stored in {MAP_DIR / (baseline + '.json')}"
     if coverage_map is None:
         start = clock()
