@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from hangar.api.context import Hangar
 from hangar.db.models import Machine
@@ -88,6 +89,7 @@ def test_event_fan_out(hangar: Hangar, loop: asyncio.Runner, measure: Measure) -
             subscription.close()
 
 
+@pytest.mark.cpu_bound
 def test_state_machine(measure: Measure) -> None:
     """Judge every action against every state once (allowed ones and refused ones)."""
     pairs = [(action, state) for action in Action for state in MachineState]

@@ -50,3 +50,14 @@ def placeholder_save(_figure: object, directory: Path, name: str) -> str:
     file = f"{charts.CHART_PREFIX}{name}.svg"
     (directory / file).write_text("<svg/>")
     return file
+
+
+def callgrind_dump(total: int, part: int = 1) -> str:
+    """A dump in callgrind's format as `--dump-after` writes it: the window's count is its
+    `totals:` line (the `summary:` line is garbage in the last dump; a wrong one here)."""
+    return (
+        "# callgrind format\nversion: 1\ncreator: callgrind-3.19.0\npid: 4242\n"
+        f"cmd:  python -m pytest\npart: {part}\n\n"
+        "desc: Trigger: --dump-after=callgrind_stop_instrumentation\n\n"
+        f"positions: line\nevents: Ir\nsummary: 18446744073680293453\n\n\ntotals: {total}\n"
+    )

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gates_testing import git, pipeline_toml
+from gates_testing import callgrind_dump, git, pipeline_toml
 from rich.console import Console
 
 from gates import cli
@@ -25,6 +25,7 @@ from gates.bench import compare as comparison
 from gates.bench import statistics
 from gates.bench import worktree as scratch
 from gates.bench.compare import BenchError
+from gates.bench.instructions import INSTRUCTIONS_VARIABLE, WINDOWS_FILE
 from gates.bench.settings import BenchSettings
 from gates.bench.statistics import compare
 from gates.checks import CHECKS
@@ -325,9 +326,19 @@ class BenchShell:
     benchmarks the side's SWITCH (NAME=FACTOR,...) names, as testkit/bench.py does."""
 
     def __init__(
-        self, root: Path, *, slowdown: float = 1.0, fail_on: str = "", status: int = 1
+        self,
+        root: Path,
+        *,
+        slowdown: float = 1.0,
+        fail_on: str = "",
+        status: int = 1,
+        instructions: Mapping[str, int] | None = None,
     ) -> None:
         self.root = root
+        # Per cpu_bound benchmark, the instructions of its window on the baseline; the
+        # candidate's are `slowdown` times as many. None: the selection has no cpu_bound ones.
+        self.instructions = instructions
+        self.instruction_runs: list[tuple[str, Mapping[str, str]]] = []
         self.slowdown = slowdown
         self.fail_on = fail_on
         self.status = status
@@ -351,6 +362,12 @@ class BenchShell:
             assert env["UV_PROJECT_ENVIRONMENT"].endswith("venv")
             self.synced_trees.append(cwd)
             return 0
+        if "--collect-only" in argv:
+            assert side == "candidate"
+            return 5 if self.instructions is None else 0
+        if "valgrind" in argv:
+            self.instruction_runs.append((side, env))
+            return self.count(side, Path(env[INSTRUCTIONS_VARIABLE]))
         self.sides.append(side)
         self.environs.append(env)
         if side == self.fail_on:
@@ -377,6 +394,18 @@ class BenchShell:
             ]
         }
         output.write_text(json.dumps(document))
+        return 0
+
+    def count(self, side: str, directory: Path) -> int:
+        """What callgrind and testkit's `measure` leave: numbered dumps and the sidecar."""
+        assert self.instructions is not None
+        factor = self.slowdown if side == "candidate" else 1.0
+        for n, (name, count) in enumerate(self.instructions.items(), start=1):
+            with (directory / WINDOWS_FILE).open("a") as sidecar:
+                sidecar.write(f"bench/test_x.py::{name}\n")
+            dump = directory / f"callgrind.out.4242.{n}"
+            dump.write_text(callgrind_dump(round(count * factor)))
+        (directory / "callgrind.out.4242").write_text(callgrind_dump(0))
         return 0
 
 
@@ -441,6 +470,62 @@ def test_comparing_with_an_equally_fast_baseline_passes_and_stores_the_results(
     }
     assert any("test_slow" in line for line in result.key_output)
     assert len(worktrees(root)) == 1
+
+
+def test_cpu_bound_benchmarks_are_counted_once_per_side_after_the_rounds(
+    make_project: Callable[..., Path],
+) -> None:
+    root = two_commits(make_project(BENCH_PROJECT))
+    shell = BenchShell(root, instructions={"test_fast": 1_000_000})
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    result = run_gate(gate, run_bench(root, shell), CHECKS)
+    assert result.outcome == "passed", result.summary
+    assert "2 rounds, 1 instruction counts: no regression" in result.summary
+    assert [side for side, _ in shell.instruction_runs] == ["baseline", "candidate"]
+    baseline_env = shell.instruction_runs[0][1]
+    assert baseline_env["PYTHONHASHSEED"] == "0"
+    assert "/gates-bench-r1-" in baseline_env["UV_PROJECT_ENVIRONMENT"]
+    counted = result.metrics["instructions"]["bench/test_x.py::test_fast"]
+    assert (counted["baseline"], counted["candidate"], counted["verdict"]) == (
+        1_000_000,
+        1_000_000,
+        "same",
+    )
+    stored = root / ".gates" / "bench" / "r1"
+    assert "instructions (callgrind Ir)" in (stored / "comparison.txt").read_text()
+    stored_json = json.loads((stored / "comparison.json").read_text())
+    assert "bench/test_x.py::test_fast" in stored_json["instructions"]
+    assert any("1,000,000" in line for line in result.key_output)
+
+
+def test_five_percent_more_instructions_fail_the_gate_even_when_wall_time_hides_it(
+    make_project: Callable[..., Path],
+) -> None:
+    root = two_commits(make_project(BENCH_PROJECT))
+    shell = BenchShell(root, slowdown=1.05, instructions={"test_fast": 1_000_000})
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    result = run_gate(gate, run_bench(root, shell), CHECKS)
+    assert result.outcome == "failed"
+    assert "1 slower (test_fast (instructions))" in result.summary
+    assert result.metrics["regressions"] == 1
+    assert result.metrics["instructions"]["bench/test_x.py::test_fast"]["ratio"] == 1.05
+
+
+def test_without_valgrind_cpu_bound_benchmarks_fail_the_gate_with_the_install_command(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = two_commits(make_project(BENCH_PROJECT))
+    shell = BenchShell(root, instructions={"test_fast": 1})
+    context = run_bench(root, shell)
+    git_dir = Path(subprocess.check_output(["which", "git"], text=True).strip()).parent
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "git").symlink_to(git_dir / "git")
+    context.environ = {**context.environ, "PATH": str(tmp_path / "bin")}
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    result = run_gate(gate, context, CHECKS)
+    assert result.outcome == "failed"
+    assert "apt-get install valgrind" in result.summary
+    assert shell.instruction_runs == []
 
 
 def test_a_25_percent_slower_candidate_fails_the_gate(make_project: Callable[..., Path]) -> None:

@@ -9,6 +9,10 @@ rounds' ratios are combined by their geometric mean and get a bootstrap confiden
 resamples whole rounds (and the timings within them), so a round that was lucky or unlucky on one
 side widens the interval instead of deciding the verdict. A benchmark regresses only when the
 whole interval lies above 1 + its threshold.
+
+After the rounds, the benchmarks marked `cpu_bound` run once more on each side under callgrind
+(gates.bench.instructions): their instruction counts are a second, noise-free metric, and more
+instructions than the baseline by over `instruction_threshold` is a regression as well.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from gates.bench import instructions
+from gates.bench.instructions import InstructionComparison
 from gates.bench.settings import DEFAULT_SELECTION, BenchSettings
 from gates.bench.statistics import Comparison, compare_all
 from gates.bench.worktree import SCRATCH_PREFIX, copy_caches, sweep, worktree
@@ -132,10 +138,15 @@ class BenchReport:
     results: Path
     rounds: int
     swept: list[Path] = field(default_factory=list)  # leftovers of killed runs, removed first
+    # The cpu_bound benchmarks' instruction counts; empty when the selection has none.
+    instructions: list[InstructionComparison] = field(default_factory=list)
+    instructions_one_side: list[str] = field(default_factory=list)
 
     @property
-    def regressions(self) -> list[Comparison]:
-        return [c for c in self.comparisons if c.regressed]
+    def regressions(self) -> list[Comparison | InstructionComparison]:
+        """Wall-time and instruction regressions (a benchmark may appear in both)."""
+        every: list[Comparison | InstructionComparison] = [*self.comparisons, *self.instructions]
+        return [c for c in every if c.regressed]
 
     def metrics(self) -> dict[str, Any]:
         return {
@@ -144,9 +155,59 @@ class BenchReport:
             "results": str(self.results),
             "regressions": len(self.regressions),
             "benchmarks": {c.name: c.as_metrics() for c in self.comparisons},
+            "instructions": {c.name: c.as_metrics() for c in self.instructions},
             "only_one_side": self.only_one_side,
+            "instructions_one_side": self.instructions_one_side,
             "swept": [str(path) for path in self.swept],
         }
+
+    def text(self, settings: BenchSettings) -> str:
+        """The wall-time table, then the instruction table when there are counts."""
+        text = render(table(self.comparisons, settings.confidence, settings.quantile))
+        if self.instructions:
+            text += render(instructions.table(self.instructions))
+        return text
+
+
+def count_instructions(
+    sides: Sequence[Side],
+    selection: Sequence[str],
+    *,
+    settings: BenchSettings,
+    shell: Shell,
+    results: Path,
+    log: Path,
+    timeout: float,
+) -> tuple[list[InstructionComparison], list[str]]:
+    """One callgrind run per side (baseline first), compared; nothing when the candidate's
+    selection holds no cpu_bound benchmark. valgrind missing is then an error, never a skip."""
+    candidate = sides[-1]
+    argv = instructions.collect_argv(selection, settings.groups)
+    status = shell(argv, cwd=candidate.cwd, log=log, env=candidate.environ, timeout=timeout)
+    if status == instructions.NO_TESTS:
+        return [], []
+    if status != 0:
+        raise BenchError(
+            f"collecting the cpu_bound benchmarks failed (exit status {status}); see {log}"
+        )
+    instructions.require_valgrind(candidate.environ)
+    counts = [
+        instructions.run_side(
+            side.label,
+            selection,
+            cwd=side.cwd,
+            environ=side.environ,
+            directory=results / f"{side.label}-instructions",
+            groups=settings.groups,
+            shell=shell,
+            log=log,
+            timeout=timeout,
+        )
+        for side in sides
+    ]
+    return instructions.compare_counts(
+        counts[0] or {}, counts[1] or {}, settings.instruction_threshold
+    )
 
 
 def run_comparison(
@@ -212,10 +273,26 @@ def run_comparison(
                     )
                 for name, data in read_samples(output).items():
                     samples[side.label].setdefault(name, []).append(data)
+        counted, counted_one_side = count_instructions(
+            sides,
+            selection,
+            settings=settings,
+            shell=shell,
+            results=results,
+            log=log,
+            timeout=timeout,
+        )
     comparisons, only = compare_all(samples["baseline"], samples["candidate"], settings)
-    report = BenchReport(baseline, comparisons, only, results, settings.rounds, swept)
-    (results / "comparison.txt").write_text(
-        render(table(comparisons, settings.confidence, settings.quantile))
+    report = BenchReport(
+        baseline,
+        comparisons,
+        only,
+        results,
+        settings.rounds,
+        swept,
+        counted,
+        counted_one_side,
     )
+    (results / "comparison.txt").write_text(report.text(settings))
     (results / "comparison.json").write_text(json.dumps(report.metrics(), indent=2) + "\n")
     return report

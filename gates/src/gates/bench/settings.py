@@ -28,6 +28,9 @@ class BenchSettings:
     resamples: int = 2000
     seed: int = 0
     quantile: float = 0.1
+    # The cpu_bound benchmarks' instruction counts (one callgrind run per side): a ratio
+    # candidate / baseline above 1 + this is a regression.
+    instruction_threshold: float = 0.02
     # The benchmarks' test-only slowdown switch (`NAME=FACTOR,…`): never passed to the baseline
     # side, and what `gates calibrate` sets to measure the detection rate. "" when none.
     slowdown_env: str = ""
@@ -75,6 +78,7 @@ class BenchSettings:
             "copy_to_baseline",
             "run_all_on",
             "tier",
+            "instruction_threshold",
         }
         unknown = sorted(set(table) - allowed)
         if unknown:
@@ -106,6 +110,10 @@ class BenchSettings:
             raise ConfigError(
                 "[tool.gates.bench] slowdown_env must be an environment variable name"
             )
+        instruction_threshold = _fraction(
+            "instruction_threshold",
+            table.get("instruction_threshold", defaults.instruction_threshold),
+        )
         copies = table.get("copy_to_baseline", list(defaults.copy_to_baseline))
         if not isinstance(copies, list) or not all(_relative(p) for p in copies):
             raise ConfigError(
@@ -126,6 +134,7 @@ class BenchSettings:
             resamples,
             seed,
             float(quantile),
+            instruction_threshold,
             slowdown_env,
             tuple(copies),
             tuple(run_all_on),

@@ -6,6 +6,7 @@ from gates.bench import affected
 from gates.bench import compare as benchmarks
 from gates.bench.baseline import BaselineError
 from gates.bench.baseline import choose as choose_baseline
+from gates.bench.instructions import InstructionError
 from gates.bench.settings import BenchSettings
 from gates.engine.execution import GateContext, GateResult, tail
 from gates.engine.history import History
@@ -81,26 +82,33 @@ def bench(gate: Gate, ctx: GateContext) -> GateResult:
             timeout=gate.timeout or 1800,
             run_id=ctx.run_dir.name,  # names the scratch dir, so leftovers show their run
         )
-    except benchmarks.BenchError as error:
+    except (benchmarks.BenchError, InstructionError) as error:
         return GateResult(
             "failed",
             summary=str(error),
             metrics={"affected": choice},
             key_output=[*chose, *tail(log)],
         )
-    text = benchmarks.render(
-        benchmarks.table(outcome.comparisons, settings.confidence, settings.quantile)
-    )
-    lines = [*chose, *text.rstrip("\n").splitlines()]
+    lines = [*chose, *outcome.text(settings).rstrip("\n").splitlines()]
     if outcome.only_one_side:
         lines.append(f"only on one side (not compared): {', '.join(outcome.only_one_side)}")
+    if outcome.instructions_one_side:
+        lines.append(
+            "instructions counted on one side only (not compared): "
+            + ", ".join(outcome.instructions_one_side)
+        )
     if outcome.swept:
         lines.append(
             f"removed leftovers of killed comparisons: {', '.join(map(str, outcome.swept))}"
         )
-    slower = [c.name.rsplit("::", 1)[-1] for c in outcome.regressions]
-    summary = f"{sides}: {len(outcome.comparisons)} benchmarks, {settings.rounds} rounds: " + (
-        f"{len(slower)} slower ({', '.join(slower)})" if slower else "no regression"
+    slower = [c.name.rsplit("::", 1)[-1] for c in outcome.comparisons if c.regressed]
+    slower += [
+        f"{c.name.rsplit('::', 1)[-1]} (instructions)" for c in outcome.instructions if c.regressed
+    ]
+    counted = f", {len(outcome.instructions)} instruction counts" if outcome.instructions else ""
+    summary = (
+        f"{sides}: {len(outcome.comparisons)} benchmarks, {settings.rounds} rounds{counted}: "
+        + (f"{len(slower)} slower ({', '.join(slower)})" if slower else "no regression")
     )
     if not outcome.comparisons and unmeasured_only:
         # Only benchmarks the baseline skipped when its map was made (a missing tool, say) were

@@ -1,0 +1,243 @@
+"""The bench gate's second metric: instructions of the cpu_bound benchmarks, counted by callgrind.
+
+Wall time on a shared machine is noisy enough to hide a slowdown of a few percent; the number of
+instructions a deterministic piece of code executes is not. Each side runs its benchmarks marked
+`cpu_bound` once under valgrind's callgrind, which starts with counting off
+(`--instr-atstart=no`): the bench tier's `measure` (testkit.bench, switched on by
+`INSTRUCTIONS_VARIABLE`) warms up, then counts a fixed number of calls between callgrind's start
+and stop client requests, and `--dump-after` writes each such window into its own numbered dump
+(`callgrind.out.<pid>.<n>`), whose `totals:` line is the window's instruction count. `measure`
+names the benchmark of each window, in order, in a sidecar file.
+
+What would make counts differ between two runs of the same code is pinned: string hashing
+(PYTHONHASHSEED=0: set iteration order decides which branches run) and address space layout
+(`setarch <machine> -R`: addresses feed hashes of objects hashed by identity). Both sides run the
+same command, each in its own environment. One run per side is enough: the same commit repeats
+its counts within about 0.1 %, so no rounds and no interval; the ratio candidate / baseline is
+held against `instruction_threshold`.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from gates.bench.statistics import Verdict
+from gates.engine.execution import Shell
+from gates.errors import GatesError
+
+# Read by testkit.bench's `measure`: where the windows' sidecar goes (set = instruction mode).
+INSTRUCTIONS_VARIABLE = "TESTKIT_BENCH_INSTRUCTIONS"
+WINDOWS_FILE = "windows.txt"
+MARKER = "cpu_bound"
+INSTALL = "sudo apt-get install valgrind"
+NO_TESTS = 5  # pytest's exit status when nothing was selected: no cpu_bound benchmark
+DUMP = re.compile(r"callgrind\.out\.(\d+)\.(\d+)")
+
+
+class InstructionError(GatesError):
+    """The instruction run could not run or left results that do not add up."""
+
+
+def require_valgrind(environ: Mapping[str, str]) -> str:
+    """valgrind's path; missing, the metric cannot be had, and the gate says how to get it."""
+    found = shutil.which("valgrind", path=environ.get("PATH"))
+    if found is None:
+        raise InstructionError(
+            "valgrind is missing: the bench gate counts the instructions of the cpu_bound "
+            f"benchmarks with its callgrind tool; install it with `{INSTALL}` "
+            "(or `gates provision`, which reads the bench tier's tools)"
+        )
+    return found
+
+
+def pytest_argv(
+    selection: Sequence[str], directory: Path, groups: Sequence[str] = ("bench",)
+) -> list[str]:
+    """The side's cpu_bound benchmarks under callgrind: counting off at the start, a dump at
+    each stop, no address randomization; untimed (--benchmark-disable), in file order."""
+    return [
+        "uv",
+        "run",
+        "--locked",
+        *(f"--group={group}" for group in groups),
+        "setarch",
+        platform.machine(),
+        "-R",
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        "--dump-after=callgrind_stop_instrumentation",
+        f"--callgrind-out-file={directory}/callgrind.out.%p",
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:randomly",
+        "-m",
+        MARKER,
+        "--benchmark-disable",
+        *selection,
+    ]
+
+
+def collect_argv(selection: Sequence[str], groups: Sequence[str] = ("bench",)) -> list[str]:
+    """Whether the selection holds cpu_bound benchmarks (exit status 5 when none), without
+    valgrind: a project without them needs no valgrind."""
+    return [
+        "uv",
+        "run",
+        "--locked",
+        *(f"--group={group}" for group in groups),
+        "pytest",
+        "-q",
+        "-p",
+        "no:randomly",
+        "--collect-only",
+        "-m",
+        MARKER,
+        *selection,
+    ]
+
+
+def environment(environ: Mapping[str, str], directory: Path) -> dict[str, str]:
+    return {**environ, "PYTHONHASHSEED": "0", INSTRUCTIONS_VARIABLE: str(directory)}
+
+
+def dump_total(path: Path) -> int:
+    """The `totals:` line of one dump (its `summary:` line is wrong with --dump-after)."""
+    try:
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("totals:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError) as error:
+        raise InstructionError(f"cannot read the callgrind dump {path}: {error}") from error
+    raise InstructionError(f"the callgrind dump {path} has no `totals:` line")
+
+
+def read_counts(directory: Path) -> dict[str, int]:
+    """Per benchmark (full node id), the instructions of its windows, summed: the n-th numbered
+    dump belongs to the n-th line of the sidecar."""
+    sidecar = directory / WINDOWS_FILE
+    names = sidecar.read_text().splitlines() if sidecar.exists() else []
+    dumps: dict[str, dict[int, Path]] = {}
+    for path in directory.iterdir():
+        match = DUMP.fullmatch(path.name)
+        if match:
+            dumps.setdefault(match[1], {})[int(match[2])] = path
+    if len(dumps) > 1:
+        raise InstructionError(
+            f"{directory}: numbered callgrind dumps of {len(dumps)} processes ({sorted(dumps)}); "
+            "the cpu_bound benchmarks must run in the pytest process itself"
+        )
+    numbered = next(iter(dumps.values()), {})
+    if sorted(numbered) != list(range(1, len(names) + 1)):
+        raise InstructionError(
+            f"{directory}: {len(names)} windows named in {WINDOWS_FILE} but dumps "
+            f"{sorted(numbered)}; was the run cut short?"
+        )
+    counts: dict[str, int] = {}
+    for n, name in enumerate(names, start=1):
+        counts[name] = counts.get(name, 0) + dump_total(numbered[n])
+    return counts
+
+
+def run_side(
+    label: str,
+    selection: Sequence[str],
+    *,
+    cwd: Path,
+    environ: Mapping[str, str],
+    directory: Path,
+    groups: Sequence[str],
+    shell: Shell,
+    log: Path,
+    timeout: float,
+) -> dict[str, int] | None:
+    """One side's counts; None when the selection holds no cpu_bound benchmark."""
+    directory.mkdir(parents=True, exist_ok=True)
+    argv = pytest_argv(selection, directory, groups)
+    status = shell(argv, cwd=cwd, log=log, env=environment(environ, directory), timeout=timeout)
+    if status == NO_TESTS:
+        return None
+    if status != 0:
+        raise InstructionError(
+            f"the instruction run (callgrind) failed on the {label} side "
+            f"(exit status {status}); see {log}"
+        )
+    counts = read_counts(directory)
+    if not counts:
+        raise InstructionError(
+            f"the instruction run on the {label} side counted no window; see {log}"
+        )
+    return counts
+
+
+@dataclass(frozen=True)
+class InstructionComparison:
+    """One cpu_bound benchmark, both sides: instructions counted and the threshold."""
+
+    name: str
+    baseline: int
+    candidate: int
+    threshold: float
+
+    @property
+    def ratio(self) -> float:
+        return self.candidate / self.baseline if self.baseline else float("inf")
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.ratio > 1 + self.threshold:
+            return "slower"
+        if self.ratio < 1 / (1 + self.threshold):
+            return "faster"
+        return "same"
+
+    @property
+    def regressed(self) -> bool:
+        return self.verdict == "slower"
+
+    def as_metrics(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": self.ratio, "verdict": self.verdict}
+
+
+def compare_counts(
+    baseline: Mapping[str, int], candidate: Mapping[str, int], threshold: float
+) -> tuple[list[InstructionComparison], list[str]]:
+    """Comparisons of the benchmarks counted on both sides, and the names counted on one."""
+    both = [name for name in candidate if name in baseline]
+    only = sorted(set(baseline) ^ set(candidate))
+    return [
+        InstructionComparison(name, baseline[name], candidate[name], threshold) for name in both
+    ], only
+
+
+def table(comparisons: Sequence[InstructionComparison]) -> Table:
+    """Instructions of each cpu_bound benchmark on both sides, the change and the verdict."""
+    result = Table(
+        title="cpu_bound benchmarks: instructions (callgrind Ir), candidate against baseline"
+    )
+    for column in ("benchmark", "baseline Ir", "candidate Ir", "change", "threshold"):
+        result.add_column(column, justify="left" if column == "benchmark" else "right")
+    result.add_column("verdict")
+    style = {"slower": "bold red", "faster": "green", "same": ""}
+    for c in comparisons:
+        result.add_row(
+            Text(c.name.rsplit("::", 1)[-1]),
+            f"{c.baseline:,}",
+            f"{c.candidate:,}",
+            f"{c.ratio - 1:+.2%}",
+            f"+{c.threshold:.0%}",
+            f"[{style[c.verdict]}]{c.verdict}[/]" if style[c.verdict] else c.verdict,
+        )
+    return result

@@ -1,0 +1,138 @@
+"""The bench gate's instruction metric: reading callgrind's dumps with the sidecar of
+testkit's `measure`, the verdicts, the setting, the command, and the metric through the gate
+(a shell stands in for valgrind; integration/gates/test_bench_instructions.py runs the real one)."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import pytest
+from gates_testing import callgrind_dump
+
+from gates.bench import instructions
+from gates.bench.compare import render
+from gates.bench.instructions import (
+    INSTRUCTIONS_VARIABLE,
+    WINDOWS_FILE,
+    InstructionComparison,
+    InstructionError,
+    compare_counts,
+    read_counts,
+)
+from gates.bench.settings import BenchSettings
+from gates.errors import ConfigError
+
+RECORDED = Path(__file__).parent / "fixtures" / "callgrind"
+
+
+def test_a_recorded_run_gives_the_count_of_its_window() -> None:
+    """Dumps of a real callgrind run (trimmed): the numbered one is the window, the last one
+    (program termination, totals 0) and its garbage summary are ignored."""
+    assert read_counts(RECORDED) == {"bench/test_service.py::test_state_machine": 29_258_163}
+
+
+def windows(directory: Path, *entries: tuple[str, int]) -> Path:
+    for n, (name, total) in enumerate(entries, start=1):
+        with (directory / WINDOWS_FILE).open("a") as sidecar:
+            sidecar.write(name + "\n")
+        (directory / f"callgrind.out.77.{n}").write_text(callgrind_dump(total, n))
+    (directory / "callgrind.out.77").write_text(callgrind_dump(0, len(entries) + 1))
+    return directory
+
+
+def test_the_nth_dump_belongs_to_the_nth_window_and_windows_of_a_benchmark_add_up(
+    tmp_path: Path,
+) -> None:
+    windows(tmp_path, ("a::test_x", 100), ("a::test_y", 7), ("a::test_y", 8), ("a::test_z", 1))
+    # A forked child's own termination dump is no window.
+    (tmp_path / "callgrind.out.78").write_text(callgrind_dump(0))
+    assert read_counts(tmp_path) == {"a::test_x": 100, "a::test_y": 15, "a::test_z": 1}
+
+
+def test_dumps_and_windows_that_do_not_match_are_an_error(tmp_path: Path) -> None:
+    windows(tmp_path, ("a::test_x", 100), ("a::test_y", 7))
+    (tmp_path / "callgrind.out.77.2").unlink()
+    with pytest.raises(InstructionError, match=r"2 windows named in windows.txt but dumps \[1\]"):
+        read_counts(tmp_path)
+
+
+def test_numbered_dumps_of_two_processes_are_an_error(tmp_path: Path) -> None:
+    windows(tmp_path, ("a::test_x", 100))
+    (tmp_path / "callgrind.out.78.1").write_text(callgrind_dump(5))
+    with pytest.raises(InstructionError, match="dumps of 2 processes"):
+        read_counts(tmp_path)
+
+
+def test_a_dump_without_totals_is_an_error(tmp_path: Path) -> None:
+    windows(tmp_path, ("a::test_x", 100))
+    (tmp_path / "callgrind.out.77.1").write_text("# callgrind format\nevents: Ir\n")
+    with pytest.raises(InstructionError, match="has no `totals:` line"):
+        read_counts(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("candidate", "verdict"),
+    [
+        (1_000, "same"),
+        (1_020, "same"),  # exactly the threshold is no regression
+        (1_021, "slower"),
+        (1_050, "slower"),
+        (981, "same"),
+        (980, "faster"),
+    ],
+)
+def test_the_verdict_holds_the_ratio_against_the_threshold(candidate: int, verdict: str) -> None:
+    comparison = InstructionComparison("a::test_x", 1_000, candidate, 0.02)
+    assert comparison.ratio == candidate / 1_000
+    assert comparison.verdict == verdict
+    assert comparison.regressed == (verdict == "slower")
+    assert comparison.as_metrics()["verdict"] == verdict
+
+
+def test_compare_counts_names_benchmarks_counted_on_one_side() -> None:
+    both, only = compare_counts({"a": 10, "b": 20}, {"b": 21, "c": 5}, 0.02)
+    assert [(c.name, c.baseline, c.candidate) for c in both] == [("b", 20, 21)]
+    assert only == ["a", "c"]
+
+
+def test_the_table_shows_counts_change_threshold_and_verdict() -> None:
+    text = render(
+        instructions.table(
+            [
+                InstructionComparison(
+                    "bench/t.py::test_state_machine", 29_258_163, 30_721_071, 0.02
+                ),
+                InstructionComparison("bench/t.py::test_same", 1_000, 1_001, 0.02),
+            ]
+        )
+    )
+    assert "test_state_machine" in text
+    for shown in ("29,258,163", "30,721,071", "+5.00%", "+2%", "slower", "same"):
+        assert shown in text
+
+
+def test_the_instruction_run_pins_hash_seed_and_address_layout(tmp_path: Path) -> None:
+    argv = instructions.pytest_argv(["bench/test_x.py"], tmp_path, ["bench"])
+    assert argv[:4] == ["uv", "run", "--locked", "--group=bench"]
+    assert argv[4:7] == ["setarch", platform.machine(), "-R"]
+    assert "--instr-atstart=no" in argv
+    assert "--dump-after=callgrind_stop_instrumentation" in argv
+    assert f"--callgrind-out-file={tmp_path}/callgrind.out.%p" in argv
+    assert argv[-2:] == ["--benchmark-disable", "bench/test_x.py"]
+    assert argv[-4:-2] == ["-m", "cpu_bound"]
+    env = instructions.environment({"PATH": "/bin"}, tmp_path)
+    assert env == {"PATH": "/bin", "PYTHONHASHSEED": "0", INSTRUCTIONS_VARIABLE: str(tmp_path)}
+
+
+def test_missing_valgrind_names_the_install_command(tmp_path: Path) -> None:
+    with pytest.raises(InstructionError, match=r"apt-get install valgrind"):
+        instructions.require_valgrind({"PATH": str(tmp_path)})
+
+
+def test_instruction_threshold_defaults_to_two_percent_and_is_validated() -> None:
+    assert BenchSettings.from_table({}).instruction_threshold == 0.02
+    assert BenchSettings.from_table({"instruction_threshold": 0.05}).instruction_threshold == 0.05
+    for bad in (0, -0.1, "2%", True):
+        with pytest.raises(ConfigError, match="instruction_threshold must be a fraction"):
+            BenchSettings.from_table({"instruction_threshold": bad})
