@@ -115,12 +115,16 @@ def extra_calls(factor: float, calls: int = WINDOW_CALLS) -> int:
     return max(0, round((factor - 1) * calls))
 
 
+def callgrind_hooks() -> Any:
+    """pytest-codspeed's C module of callgrind client requests (it ships no stub)."""
+    return importlib.import_module("pytest_codspeed.instruments.hooks.dist_instrument_hooks")
+
+
 class Windows:
     """callgrind windows around calls; each stop dumps one file, named in `DIR/windows.txt`."""
 
     def __init__(self, directory: Path, node_id: str) -> None:
-        # pytest-codspeed's C module of callgrind client requests (it ships no stub).
-        hooks = importlib.import_module("pytest_codspeed.instruments.hooks.dist_instrument_hooks")
+        hooks = callgrind_hooks()
         if not hooks.instrument_hooks_is_instrumented(hooks.instrument_hooks_init()):
             raise pytest.UsageError(
                 f"{INSTRUCTIONS_VARIABLE} is set but this process does not run under valgrind "
