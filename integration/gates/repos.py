@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -47,3 +48,18 @@ def make_repo(root: Path, files: dict[str, str]) -> Path:
 def toml_list(items: list[str]) -> str:
     """A TOML array of basic strings (JSON's escaping is valid TOML)."""
     return "[" + ", ".join(json.dumps(item) for item in items) + "]"
+
+
+def working_tree_copy(source: Path, copy: Path) -> Path:
+    """`source`'s working tree (tracked and untracked, not ignored files) as a one-commit
+    repository at `copy`."""
+    listed = git(source, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    for name in filter(None, listed.split("\0")):
+        if (source / name).is_file():
+            target = copy / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, target)
+    git(copy, "init", "-q", "-b", "main")
+    git(copy, "add", "-A")
+    git(copy, "commit", "-q", "--no-gpg-sign", "-m", "self-check")
+    return copy

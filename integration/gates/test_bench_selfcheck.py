@@ -10,7 +10,6 @@ commit with itself, once as it is and once with the test-only slowdown switch on
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from gates.bench.compare import BenchReport, run_comparison
 from gates.bench.settings import BenchSettings
 from gates.engine.execution import real_shell
-from integration.gates.repos import git, project_environ
+from integration.gates.repos import git, project_environ, working_tree_copy
 
 ROOT = Path(__file__).parents[2]
 SELECTION = ["bench/test_service.py::test_state_machine"]
@@ -28,18 +27,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The working tree (tracked and untracked, not ignored files) as a one-commit repository."""
-    copy = tmp_path_factory.mktemp("selfcheck") / "hangar"
-    listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            target = copy / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    git(copy, "init", "-q", "-b", "main")
-    git(copy, "add", "-A")
-    git(copy, "commit", "-q", "--no-gpg-sign", "-m", "self-check")
-    return copy
+    return working_tree_copy(ROOT, tmp_path_factory.mktemp("selfcheck") / "hangar")
 
 
 def compare_with_itself(project: Path, tmp_path: Path, candidate: dict[str, str]) -> BenchReport:
