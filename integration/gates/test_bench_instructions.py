@@ -25,7 +25,7 @@ from gates.engine.execution import real_shell
 from integration.gates.repos import git, project_environ, working_tree_copy
 
 ROOT = Path(__file__).parents[2]
-CPU_BOUND = ["test_state_machine", "test_list_machines_page"]
+CPU_BOUND = ["test_state_machine", "test_list_machines_page", "test_serialize_machine_page"]
 STATES = "backend/src/hangar/service/states.py"
 # Real extra work in every call of `check`: a needless copy of the allowed states (+5.5 % of
 # test_state_machine's instructions here).

@@ -4,6 +4,7 @@ run is integration/gates/test_bench_instructions.py)."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,6 +31,7 @@ class FakeHooks:
         return self.instrumented
 
     def callgrind_start_instrumentation(self) -> None:
+        assert not gc.isenabled(), "the garbage collector runs inside the window"
         self.inside = True
         self.windows.append([])
 
@@ -79,6 +81,7 @@ def test_warm_up_then_one_window_of_twenty_calls_named_in_the_sidecar(
     assert log[:3] == ["f", "f", "f"]  # warm-up, uncounted
     assert hooks.windows == [["f"] * WINDOW_CALLS]
     assert (tmp_path / WINDOWS_FILE).read_text() == "bench/test_x.py::test_x\n"
+    assert gc.isenabled()
 
 
 def test_setup_and_teardown_stay_outside_one_window_per_call(

@@ -7,7 +7,8 @@ can prove a slowdown is caught; it lives here, in the test kit, never in product
 Instruction mode (`TESTKIT_BENCH_INSTRUCTIONS=DIR`, set by the bench gate, which runs pytest
 under valgrind's callgrind with `--instr-atstart=no --dump-after=callgrind_stop_instrumentation`):
 a benchmark marked `cpu_bound` runs its warm-up calls, then `WINDOW_CALLS` calls inside one
-callgrind window (one window per call when it has a setup or teardown, which stay outside), and
+callgrind window (one window per call when it has a setup or teardown, which stay outside; the
+garbage collector collected before and off inside), and
 appends its node id to `DIR/windows.txt` once per window, so the gate knows whose dump each
 numbered dump is. Benchmarks not marked `cpu_bound` are skipped. The slowdown switch then adds
 real work that instructions count: factor f makes round((f - 1) * WINDOW_CALLS) extra calls
@@ -18,6 +19,7 @@ The tier's conftest takes the fixture by importing it (`from testkit.bench impor
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import time
@@ -135,12 +137,20 @@ class Windows:
         self.node_id = node_id
 
     def run(self, calls: list[Callable[[], object]]) -> None:
+        """The calls inside one window, with the cyclic garbage collector collected before and
+        off during it: when it runs depends on what the process allocated before (temp paths,
+        timings), which differs from run to run."""
         with self.sidecar.open("a") as sidecar:
             sidecar.write(self.node_id + "\n")
-        self.hooks.callgrind_start_instrumentation()
-        for call in calls:
-            call()
-        self.hooks.callgrind_stop_instrumentation()
+        gc.collect()
+        gc.disable()
+        try:
+            self.hooks.callgrind_start_instrumentation()
+            for call in calls:
+                call()
+            self.hooks.callgrind_stop_instrumentation()
+        finally:
+            gc.enable()
 
 
 def instruction_mode(
