@@ -63,7 +63,8 @@ def pytest_argv(
     selection: Sequence[str], directory: Path, groups: Sequence[str] = ("bench",)
 ) -> list[str]:
     """The side's cpu_bound benchmarks under callgrind: counting off at the start, a dump at
-    each stop, no address randomization; untimed (--benchmark-disable), in file order."""
+    each stop, no address randomization; untimed (--benchmark-disable), in file order.
+    pytest-codspeed's C module gives the windows; its pytest plugin stays off."""
     return [
         "uv",
         "run",
@@ -83,6 +84,8 @@ def pytest_argv(
         "-q",
         "-p",
         "no:randomly",
+        "-p",
+        "no:codspeed",  # its plugin, once enabled, would take over pytest-benchmark's fixture
         "-m",
         MARKER,
         "--benchmark-disable",
