@@ -136,3 +136,33 @@ def test_instruction_threshold_defaults_to_two_percent_and_is_validated() -> Non
     for bad in (0, -0.1, "2%", True):
         with pytest.raises(ConfigError, match="instruction_threshold must be a fraction"):
             BenchSettings.from_table({"instruction_threshold": bad})
+
+
+def dump_with_objects(directory: Path, *objects: str) -> Path:
+    lines = [f"ob=({n}) {path}" for n, path in enumerate(objects, start=1)]
+    text = callgrind_dump(100).replace("\ntotals:", "\n" + "\n".join(lines) + "\ntotals:")
+    directory.mkdir()
+    (directory / "callgrind.out.9.1").write_text(text)
+    return directory
+
+
+LIBPYTHON = "/opt/py/3.11.7/lib/libpython3.11.so.1.0"
+
+
+def test_the_interpreter_is_libpython_else_the_python_executable(tmp_path: Path) -> None:
+    shared = dump_with_objects(
+        tmp_path / "a", "/usr/lib/libc.so.6", LIBPYTHON, "/opt/py/bin/python3.11"
+    )
+    assert instructions.interpreter(shared) == LIBPYTHON
+    static = dump_with_objects(tmp_path / "b", "/usr/lib/libc.so.6", "/opt/static/bin/python3.12")
+    assert instructions.interpreter(static) == "/opt/static/bin/python3.12"
+    assert instructions.interpreter(dump_with_objects(tmp_path / "c", "/usr/lib/libc.so.6")) is None
+
+
+def test_sides_that_ran_different_pythons_are_an_error(tmp_path: Path) -> None:
+    baseline = dump_with_objects(tmp_path / "baseline", LIBPYTHON)
+    same = dump_with_objects(tmp_path / "same", LIBPYTHON)
+    other = dump_with_objects(tmp_path / "other", "/opt/py/3.12.1/lib/libpython3.12.so.1.0")
+    instructions.require_same_interpreter(baseline, same)
+    with pytest.raises(InstructionError, match=r"different Pythons.*libpython3\.12"):
+        instructions.require_same_interpreter(baseline, other)

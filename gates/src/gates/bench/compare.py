@@ -191,20 +191,22 @@ def count_instructions(
             f"collecting the cpu_bound benchmarks failed (exit status {status}); see {log}"
         )
     instructions.require_valgrind(candidate.environ)
+    directories = [results / f"{side.label}-instructions" for side in sides]
     counts = [
         instructions.run_side(
             side.label,
             selection,
             cwd=side.cwd,
             environ=side.environ,
-            directory=results / f"{side.label}-instructions",
+            directory=directory,
             groups=settings.groups,
             shell=shell,
             log=log,
             timeout=timeout,
         )
-        for side in sides
+        for side, directory in zip(sides, directories, strict=True)
     ]
+    instructions.require_same_interpreter(*directories)
     return instructions.compare_counts(
         counts[0] or {}, counts[1] or {}, settings.instruction_threshold
     )

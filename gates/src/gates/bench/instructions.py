@@ -19,6 +19,7 @@ held against `instruction_threshold`.
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import shutil
@@ -41,6 +42,12 @@ MARKER = "cpu_bound"
 INSTALL = "sudo apt-get install valgrind"
 NO_TESTS = 5  # pytest's exit status when nothing was selected: no cpu_bound benchmark
 DUMP = re.compile(r"callgrind\.out\.(\d+)\.(\d+)")
+# callgrind's names of the object file that holds the interpreter: libpython, else (a statically
+# linked build) the python executable.
+INTERPRETER = (
+    re.compile(r"^c?ob=\(\d+\) (\S*/libpython[\d.]+\.so[\d.]*)$", re.M),
+    re.compile(r"^c?ob=\(\d+\) (\S*/python[\d.]*)$", re.M),
+)
 
 
 class InstructionError(GatesError):
@@ -127,11 +134,8 @@ def dump_total(path: Path) -> int:
     raise InstructionError(f"the callgrind dump {path} has no `totals:` line")
 
 
-def read_counts(directory: Path) -> dict[str, int]:
-    """Per benchmark (full node id), the instructions of its windows, summed: the n-th numbered
-    dump belongs to the n-th line of the sidecar."""
-    sidecar = directory / WINDOWS_FILE
-    names = sidecar.read_text().splitlines() if sidecar.exists() else []
+def windows(directory: Path) -> dict[int, Path]:
+    """The numbered dumps (window n → its file) of the one process that made any."""
     dumps: dict[str, dict[int, Path]] = {}
     for path in directory.iterdir():
         match = DUMP.fullmatch(path.name)
@@ -142,7 +146,41 @@ def read_counts(directory: Path) -> dict[str, int]:
             f"{directory}: numbered callgrind dumps of {len(dumps)} processes ({sorted(dumps)}); "
             "the cpu_bound benchmarks must run in the pytest process itself"
         )
-    numbered = next(iter(dumps.values()), {})
+    return next(iter(dumps.values()), {})
+
+
+def interpreter(directory: Path) -> str | None:
+    """The Python that ran the windows (its file, symlinks resolved), as the first window's dump
+    names it; None when the dump names none."""
+    numbered = windows(directory)
+    if not numbered:
+        return None
+    text = numbered[min(numbered)].read_text(errors="replace")
+    for pattern in INTERPRETER:
+        match = pattern.search(text)
+        if match:
+            return os.path.realpath(match[1])
+    return None
+
+
+def require_same_interpreter(baseline: Path, candidate: Path) -> None:
+    """Counts of two interpreters (another version, another build) measure the interpreters,
+    not the change: both sides must have run the same one."""
+    found = interpreter(baseline), interpreter(candidate)
+    if None not in found and found[0] != found[1]:
+        raise InstructionError(
+            f"the sides' instruction runs used different Pythons (baseline {found[0]}, "
+            f"candidate {found[1]}), whose counts are not comparable; pin one for the project "
+            "(.python-version or `uv python pin`) so both environments get it"
+        )
+
+
+def read_counts(directory: Path) -> dict[str, int]:
+    """Per benchmark (full node id), the instructions of its windows, summed: the n-th numbered
+    dump belongs to the n-th line of the sidecar."""
+    sidecar = directory / WINDOWS_FILE
+    names = sidecar.read_text().splitlines() if sidecar.exists() else []
+    numbered = windows(directory)
     if sorted(numbered) != list(range(1, len(names) + 1)):
         raise InstructionError(
             f"{directory}: {len(names)} windows named in {WINDOWS_FILE} but dumps "
