@@ -119,8 +119,9 @@ def test_the_instruction_run_pins_hash_seed_and_address_layout(tmp_path: Path) -
     assert "--instr-atstart=no" in argv
     assert "--dump-after=callgrind_stop_instrumentation" in argv
     assert f"--callgrind-out-file={tmp_path}/callgrind.out.%p" in argv
-    assert argv[-2:] == ["--benchmark-disable", "bench/test_x.py"]
-    assert argv[-4:-2] == ["-m", "cpu_bound"]
+    assert argv[-4:] == ["--benchmark-disable", "bench/test_x.py", "-m", "cpu_bound"]
+    collect = instructions.collect_argv(["bench", "-m", "not slow"], ["bench"])
+    assert collect[-5:] == ["bench", "-m", "not slow", "-m", "cpu_bound"]
     env = instructions.environment({"PATH": "/bin"}, tmp_path)
     assert env == {"PATH": "/bin", "PYTHONHASHSEED": "0", INSTRUCTIONS_VARIABLE: str(tmp_path)}
 

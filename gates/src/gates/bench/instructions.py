@@ -39,6 +39,8 @@ from gates.errors import GatesError
 INSTRUCTIONS_VARIABLE = "TESTKIT_BENCH_INSTRUCTIONS"
 WINDOWS_FILE = "windows.txt"
 MARKER = "cpu_bound"
+# After the selection: pytest takes the last -m, so a gate's own `-m` cannot widen the run.
+MARKED = ("-m", MARKER)
 INSTALL = "sudo apt-get install valgrind"
 NO_TESTS = 5  # pytest's exit status when nothing was selected: no cpu_bound benchmark
 DUMP = re.compile(r"callgrind\.out\.(\d+)\.(\d+)")
@@ -93,10 +95,9 @@ def pytest_argv(
         "no:randomly",
         "-p",
         "no:codspeed",  # its plugin, once enabled, would take over pytest-benchmark's fixture
-        "-m",
-        MARKER,
         "--benchmark-disable",
         *selection,
+        *MARKED,
     ]
 
 
@@ -113,9 +114,8 @@ def collect_argv(selection: Sequence[str], groups: Sequence[str] = ("bench",)) -
         "-p",
         "no:randomly",
         "--collect-only",
-        "-m",
-        MARKER,
         *selection,
+        *MARKED,
     ]
 
 
