@@ -146,14 +146,18 @@ def soak(c: Context, tier: str = "e2e", runs: int = 10, pytest_args: str = "") -
 
 @task(
     help={
-        "runs": "how many pairs of comparisons of HEAD with itself (plain, then slowed)",
-        "factor": "how much slower the slowed side is made, e.g. 1.25",
+        "runs": "how many runs (each: HEAD against itself, then once per slowdown factor)",
+        "factors": "slowdowns to inject, comma-separated (default 1.05,1.1,1.25)",
+        "metric": "wall, instructions (only the callgrind runs of cpu_bound benchmarks) or both",
         "select": "which benchmarks, as pytest arguments (default: the bench gate's)",
     }
 )
-def calibrate(c: Context, runs: int = 10, factor: str = "1.25", select: str = "") -> None:
+def calibrate(
+    c: Context, runs: int = 10, factors: str = "", metric: str = "both", select: str = ""
+) -> None:
     """Measure the bench gate's false-alarm and detection rates here (= gates calibrate)."""
-    _gates("calibrate", "--runs", str(runs), "--factor", factor, *_option("--select", select))
+    _gates("calibrate", "--runs", str(runs), *_option("--factors", factors),
+           "--metric", metric, *_option("--select", select))  # fmt: skip
 
 
 @task

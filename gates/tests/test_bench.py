@@ -367,17 +367,14 @@ class BenchShell:
             return 5 if self.instructions is None else 0
         if "valgrind" in argv:
             self.instruction_runs.append((side, env))
-            return self.count(side, Path(env[INSTRUCTIONS_VARIABLE]))
+            return self.count(side, Path(env[INSTRUCTIONS_VARIABLE]), env)
         self.sides.append(side)
         self.environs.append(env)
         if side == self.fail_on:
             return self.status
         output = Path(next(a for a in argv if a.startswith("--benchmark-json=")).split("=", 1)[1])
         factor = self.slowdown if side == "candidate" else 1.0
-        switch = {
-            name: float(value)
-            for name, _, value in (e.partition("=") for e in env.get(SWITCH, "").split(",") if e)
-        }
+        switch = self.switch(env)
         round_ = len(self.sides)
         document = {
             "benchmarks": [
@@ -396,15 +393,24 @@ class BenchShell:
         output.write_text(json.dumps(document))
         return 0
 
-    def count(self, side: str, directory: Path) -> int:
+    @staticmethod
+    def switch(env: Mapping[str, str]) -> dict[str, float]:
+        """The side's slowdown switch, as testkit/bench.py reads it (NAME=FACTOR,...)."""
+        return {
+            name: float(value)
+            for name, _, value in (e.partition("=") for e in env.get(SWITCH, "").split(",") if e)
+        }
+
+    def count(self, side: str, directory: Path, env: Mapping[str, str]) -> int:
         """What callgrind and testkit's `measure` leave: numbered dumps and the sidecar."""
         assert self.instructions is not None
         factor = self.slowdown if side == "candidate" else 1.0
+        switch = self.switch(env)
         for n, (name, count) in enumerate(self.instructions.items(), start=1):
             with (directory / WINDOWS_FILE).open("a") as sidecar:
                 sidecar.write(f"bench/test_x.py::{name}\n")
             dump = directory / f"callgrind.out.4242.{n}"
-            dump.write_text(callgrind_dump(round(count * factor)))
+            dump.write_text(callgrind_dump(round(count * factor * switch.get(name, 1.0))))
         (directory / "callgrind.out.4242").write_text(callgrind_dump(0))
         return 0
 

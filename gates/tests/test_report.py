@@ -99,7 +99,41 @@ def bench_metrics(factor: float, threshold: float = 0.1) -> dict[str, Any]:
         "regressions": sum(b["verdict"] == "slower" for b in benchmarks.values()),
         "benchmarks": benchmarks,
         "only_one_side": ["bench/test_new.py::test_brand_new"],
+        "instructions": {
+            "bench/test_service.py::test_state_machine": {
+                "name": "bench/test_service.py::test_state_machine",
+                "baseline": 29_500_000,
+                "candidate": round(29_500_000 * factor),
+                "threshold": 0.02,
+            }
+        },
     }
+
+
+def write_calibration(root: Path) -> None:
+    """A stored `gates calibrate` result: both metrics, false alarms and two factors."""
+    rates = [
+        ("instructions", None, 6, 0, True),
+        ("instructions", 1.05, 6, 6, True),
+        ("wall", None, 18, 1, False),
+        ("wall", 1.05, 18, 2, None),
+    ]
+    stored = {
+        "version": 2,
+        "runs": 2,
+        "factors": [1.05],
+        "rates": [
+            {"metric": m, "factor": f, "judged": j, "slower": n, "share": n / j, "goal_met": g}
+            for m, f, j, n, g in rates
+        ],
+        "goals": {
+            "instructions": {"false_alarms": 0.0, "factor": 1.05, "detection": 0.95},
+            "wall": {"false_alarms": 0.05, "factor": 1.25, "detection": 0.95},
+        },
+    }
+    directory = root / ".gates" / "calibration" / "20261121T120000Z-cccccc"
+    directory.mkdir(parents=True)
+    (directory / "calibration.json").write_text(json.dumps(stored))
 
 
 def coverage_metrics(total: float, baseline: str) -> dict[str, Any]:
@@ -232,6 +266,7 @@ def write_soaks(root: Path) -> None:
 def write_synthetic_report(root: Path) -> tuple[Path, str]:
     write_project(root)
     write_history(root)
+    write_calibration(root)
     index = page.write_report(root, commits=20, now=START + timedelta(days=2))
     return index, index.read_text()
 
@@ -302,6 +337,13 @@ def test_the_page_shows_every_section(written: tuple[Path, str]) -> None:
     assert "qemu-system-x86_64 not found" in html
     assert "tests/test_a.py::test_needs_qemu" in html
     assert "Nothing recorded yet" not in html
+    # The latest run's instruction counts, and the stored calibration's rates beside the goals.
+    assert "Counted instructions" in html
+    assert "29,500,000" in html
+    assert "run <code>20261121T120000Z-cccccc</code>: 2 runs" in html
+    assert "<td>none (false alarms)</td>" in html
+    assert '<td class="num">5.6 %</td>' in html  # the wall metric's 1 false alarm in 18
+    assert "<strong>no</strong>" in html  # ... over its goal of 5 %
 
 
 def test_strings_from_history_are_escaped(written: tuple[Path, str]) -> None:
@@ -319,6 +361,7 @@ def test_an_empty_history_says_how_to_produce_one(tmp_path: Path) -> None:
     assert "Nothing recorded yet" in html
     assert "<code>gates run</code>" in html
     assert "No soak stored yet" in html
+    assert "No calibration stored yet" in html
     assert "<img" not in html
     assert not list(index.parent.glob("*.svg"))
 

@@ -547,11 +547,13 @@ def soak_arguments(tier: str, words: Sequence[str]) -> tuple[str, list[str]]:
     return words[0], list(words[1:])
 
 
-def calibrate(runs: int, factor: float, selection: Sequence[str] = ()) -> int:
-    """`gates calibrate`: print the table and the rates; 2 when it cannot run, 130 on Ctrl-C
-    (the finished runs stay in the results' calibration.json)."""
+def calibrate(
+    runs: int, factors: str = "", selection: Sequence[str] = (), metric: str = "both"
+) -> int:
+    """`gates calibrate`: print the rates beside their goals and the per-benchmark table; 2 when
+    it cannot run, 130 on Ctrl-C (the finished runs stay in the results' calibration.json)."""
+    from gates.bench.calibration import DEFAULT_FACTORS, METRICS, gate_selection, parse_factors
     from gates.bench.calibration import calibrate as measure
-    from gates.bench.calibration import gate_selection
     from gates.bench.settings import BenchSettings
 
     console = make_console()
@@ -560,16 +562,22 @@ def calibrate(runs: int, factor: float, selection: Sequence[str] = ()) -> int:
         root = find_root()
         settings = BenchSettings.load(root)
         chosen = list(selection) or gate_selection(root)
+        measured = parse_factors(factors) if factors else DEFAULT_FACTORS
+        metrics = METRICS if metric == "both" else (metric,)
+        if metric != "both" and metric not in METRICS:
+            raise GatesError(f"--metric must be wall, instructions or both, got {metric!r}")
         results = root / ".gates" / "calibration" / new_run_id()
         console.print(
-            f"calibrating the bench gate: {runs} runs of 2 comparisons of HEAD with itself "
-            f"({settings.rounds} rounds each, {' '.join(chosen)}); results in {results}",
+            f"calibrating the bench gate ({' and '.join(metrics)}): {runs} runs of "
+            f"{1 + len(measured)} comparisons of HEAD with itself (as it is, then slowed by "
+            f"{', '.join(f'{f:g}x' for f in measured)}; {' '.join(chosen)}); results in {results}",
             highlight=False,
         )
         calibration = measure(
             root,
             runs=runs,
-            factor=factor,
+            factors=measured,
+            metrics=metrics,  # type: ignore[arg-type]  # checked against METRICS above
             settings=settings,
             results=results,
             log=results / "bench.log",
@@ -583,6 +591,7 @@ def calibrate(runs: int, factor: float, selection: Sequence[str] = ()) -> int:
         console.print(f"interrupted; the worktrees are removed; finished runs: {results}")
         return 130
     console.print(calibration.table())
+    console.print(calibration.benchmark_table())
     console.print(calibration.summary(), highlight=False)
     console.print(f"results: {results / 'calibration.json'}", highlight=False)
     return 0
@@ -761,7 +770,17 @@ def _parser() -> argparse.ArgumentParser:
         "calibrate", help="measure the bench gate's false-alarm and detection rates here"
     )
     calibrate.add_argument("--runs", type=int, default=10, help="pairs of comparisons")
-    calibrate.add_argument("--factor", type=float, default=1.25, help="slowdown to detect")
+    calibrate.add_argument(
+        "--factors",
+        default="",
+        help="slowdowns to inject, comma-separated (default 1.05,1.1,1.25)",
+    )
+    calibrate.add_argument(
+        "--metric",
+        choices=["both", "wall", "instructions"],
+        default="both",
+        help="which metric to calibrate (instructions: only the callgrind runs; default both)",
+    )
     calibrate.add_argument("--select", default="", help="benchmarks, as pytest arguments")
 
     provision_ = commands.add_parser("provision", help="install the system tools of tiers")
@@ -845,7 +864,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             return EXIT_REFUSED
         return soak_tier(tier, args.runs, pytest_args)
     if command == "calibrate":
-        return calibrate(args.runs, args.factor, shlex.split(args.select))
+        return calibrate(args.runs, args.factors, shlex.split(args.select), args.metric)
     if command == "provision":
         return provision_tiers(args.tiers, check=args.check)
     return init_project(dry_run=args.dry_run)

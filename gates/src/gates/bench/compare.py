@@ -226,12 +226,14 @@ def run_comparison(
     candidate_environ: Mapping[str, str] | None = None,
     timeout: float = 1800,
     run_id: str = "",
+    instructions: bool = True,
 ) -> BenchReport:
     """Run the selection on `baseline` (a commit, in a worktree) and on the working tree at
     `root` in alternating rounds; store each round's JSON, the table and a summary in `results`.
 
     `baseline_environ` / `candidate_environ` add variables to one side only (the self-checks use
-    them for the test-only slowdown switch)."""
+    them for the test-only slowdown switch). `instructions=False` skips the callgrind runs, and
+    `settings.rounds == 0` the timed rounds (calibration measures one metric at a time so)."""
     results.mkdir(parents=True, exist_ok=True)
     swept = sweep(root, shell=shell, log=log, environ=environ)
     base_env = {k: v for k, v in environ.items() if k not in {"VIRTUAL_ENV", settings.slowdown_env}}
@@ -275,14 +277,18 @@ def run_comparison(
                     )
                 for name, data in read_samples(output).items():
                     samples[side.label].setdefault(name, []).append(data)
-        counted, counted_one_side = count_instructions(
-            sides,
-            selection,
-            settings=settings,
-            shell=shell,
-            results=results,
-            log=log,
-            timeout=timeout,
+        counted, counted_one_side = (
+            count_instructions(
+                sides,
+                selection,
+                settings=settings,
+                shell=shell,
+                results=results,
+                log=log,
+                timeout=timeout,
+            )
+            if instructions
+            else ([], [])
         )
     comparisons, only = compare_all(samples["baseline"], samples["candidate"], settings)
     report = BenchReport(

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from gates.bench.instructions import InstructionComparison
 from gates.bench.statistics import Comparison
 from gates.engine.history import OUTCOMES, Record
 
@@ -165,10 +166,27 @@ class BenchRun:
     rounds: int | None
     benchmarks: dict[str, Comparison]
     only_one_side: list[str]
+    # The cpu_bound benchmarks' instruction counts, when the run had any.
+    instructions: dict[str, InstructionComparison] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         return run_label(self.record)
+
+
+def _instructions(raw: object) -> dict[str, InstructionComparison]:
+    """Stored instruction counts, their verdicts judged again from the counts and threshold."""
+    found: dict[str, InstructionComparison] = {}
+    if not isinstance(raw, Mapping):
+        return found
+    for name, figures in raw.items():
+        if not isinstance(figures, Mapping):
+            continue
+        baseline, candidate = _integer(figures.get("baseline")), _integer(figures.get("candidate"))
+        threshold = _number(figures.get("threshold"))
+        if baseline and candidate is not None and threshold is not None:
+            found[str(name)] = InstructionComparison(str(name), baseline, candidate, threshold)
+    return found
 
 
 def _benchmark(name: str, raw: object) -> Comparison | None:
@@ -208,6 +226,7 @@ def bench_runs(records: Sequence[Record], keys: set[tuple[str, str]]) -> list[Be
                 rounds=int(rounds) if rounds is not None else None,
                 benchmarks=benchmarks,
                 only_one_side=[str(o) for o in only] if isinstance(only, list) else [],
+                instructions=_instructions(record.metrics.get("instructions")),
             )
         )
     return found

@@ -14,10 +14,12 @@ import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from gates.bench.calibration import latest as latest_calibration
 from gates.engine.history import History
 from gates.engine.pipeline import Pipeline
 from gates.errors import GatesError
@@ -84,6 +86,8 @@ class Report:
     coverage: list[CoverageRun]
     soaks: list[StoredSoak]
     skips: list[Skip]
+    # The newest `gates calibrate` results: (run id, calibration.json), None before the first.
+    calibration: tuple[str, dict[str, Any]] | None = None
     charts: dict[str, Chart] = field(default_factory=dict)
 
 
@@ -122,6 +126,7 @@ def collect(root: Path, *, commits: int = DEFAULT_COMMITS, now: datetime | None 
         coverage=coverage_runs(records, keys("coverage", ("coverage", "ratchet")))[-MAX_RUNS:],
         soaks=stored_soaks(root / SOAK_DIR, MAX_SOAKS),
         skips=latest_skips(records, gate_order),
+        calibration=latest_calibration(root),
     )
 
 
