@@ -6,7 +6,9 @@ guarantees are described there. The session starts the run's reaper (`testkit.ru
 is killed, even by `kill -9`, its VMs, servers, PostgreSQL clusters and temp dirs go within
 seconds), then sweeps what killed runs left behind (`testkit.runs.sweep`: never a live run's).
 This tier arms the watchdog for the whole session, so it also ends a run that hangs outside the
-QEMU tests.
+QEMU tests, and re-arms it as each test starts: it ends a run that stopped making progress (no
+test started for `HANGAR_IT_WATCHDOG_S`, or for a test's own longer timeout), never a long run
+that still makes progress.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 
 from testkit import runs
 from testkit.qemu import (
+    WATCHDOG_S,
     Watchdog,
     accelerator,
     qemu,
@@ -47,3 +50,15 @@ def qemu_purpose() -> str:
 def _watchdog_for_the_tier(watchdog: Watchdog) -> Watchdog:
     """Armed for the whole tier: a hung run ends instead of blocking CI until its own limit."""
     return watchdog
+
+
+@pytest.fixture(autouse=True)
+def _watchdog_per_test(request: pytest.FixtureRequest, _watchdog_for_the_tier: Watchdog) -> None:
+    """Re-armed as each test starts, for the tier's limit or the test's own timeout (a
+    `pytest.mark.timeout`) and a minute more, whichever is longer."""
+    marker = request.node.get_closest_marker("timeout")
+    own = 0.0
+    if marker is not None:
+        value = marker.args[0] if marker.args else marker.kwargs.get("timeout", 0)
+        own = float(value or 0)
+    _watchdog_for_the_tier.rearm(max(WATCHDOG_S, own + 60))

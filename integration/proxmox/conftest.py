@@ -51,7 +51,7 @@ from testkit.runs import RUN_ID
 
 from . import settings
 
-STALE_AFTER = timedelta(hours=2)  # longer than any run of this tier (HANGAR_IT_WATCHDOG_S)
+STALE_AFTER = timedelta(hours=2)  # longer than a run of this tier takes (CI allows 90 min)
 # testkit's run ids (`<pid>-<6 hex>`), and those of a test playing another run (`…-<label>`):
 # a test run's guest, never a service's.
 TEST_RUN = re.compile(r"\d+-[0-9a-f]{6}(?:-[a-z0-9]+)*")

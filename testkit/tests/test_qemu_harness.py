@@ -4,6 +4,8 @@ machine and fails under CI=true."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,37 @@ def test_seed_data_dir_registers_the_image_and_copies_the_verdict(tmp_path: Path
     assert (data_dir / "qemu" / "accelerator.json").read_text() == (
         '{"accelerator": {"name": "tcg"}}'
     )
+
+
+class Recorder(qemu.Watchdog):
+    """A watchdog whose firing is recorded instead of ending the process."""
+
+    def __init__(self, seconds: float, run_dir: Path) -> None:
+        super().__init__(seconds, run_dir)
+        self.fired = threading.Event()
+
+    def _fire(self) -> None:
+        self.fired.set()
+
+
+def test_a_watchdog_rearmed_in_time_never_fires_and_fires_once_left_alone(tmp_path: Path) -> None:
+    dog = Recorder(0.3, tmp_path)
+    dog.start()
+    try:
+        for _ in range(4):  # 0.4 s of progress: longer than the limit, re-armed every 0.1 s
+            time.sleep(0.1)
+            dog.rearm()
+        assert not dog.fired.is_set()
+        dog.rearm(0.05)  # one test's own limit; then no progress
+        assert dog.fired.wait(5)
+        assert dog.limit == 0.05
+    finally:
+        dog.cancel()
+
+
+def test_a_cancelled_watchdog_stays_quiet(tmp_path: Path) -> None:
+    dog = Recorder(0.05, tmp_path)
+    dog.start()
+    dog.rearm(0.05)
+    dog.cancel()
+    assert not dog.fired.wait(0.3)

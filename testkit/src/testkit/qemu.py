@@ -18,7 +18,8 @@ What this module guarantees, whatever happens to the run:
   gone) is killed and removed (`testkit.runs.sweep`); concurrent runs are left alone.
 - **Watchdog.** A timer thread ends a hung run: it kills this run's VMs, removes its temp dir
   and exits non-zero (`HANGAR_IT_WATCHDOG_S`, default 900 s). It is armed by the first use of
-  `run_dir` (so of `qemu`); the integration tier arms it for the whole session.
+  `run_dir` (so of `qemu`); the integration tier arms it for the whole session and re-arms it
+  as each test starts, so it ends a run in which no test started for that long.
 - **Teardown.** Finalizers delete every machine; the session ends by checking that no QEMU
   process and no temp dir of this run remains.
 - **One image.** `tiny_image` builds the `tiny` guest image (or finds it in the cache) once, in
@@ -213,8 +214,13 @@ class Watchdog:
         self.run_dir = run_dir
         self.config = config
         self.purpose = purpose
-        self.timer = threading.Timer(seconds, self._fire)
-        self.timer.daemon = True
+        self.limit = seconds  # of the timer running now (rearm may lengthen it for one test)
+        self.timer = self._timer(seconds)
+
+    def _timer(self, seconds: float) -> threading.Timer:
+        timer = threading.Timer(seconds, self._fire)
+        timer.daemon = True
+        return timer
 
     def _fire(self) -> None:
         killed = kill_qemu_of(runs.RUN_ID)
@@ -223,13 +229,23 @@ class Watchdog:
         if capture is not None:
             capture.suspend_global_capture(in_=False)  # else the message dies with the process
         sys.stderr.write(
-            f"\nWATCHDOG: run {runs.RUN_ID} of the {self.purpose} exceeded {self.seconds:.0f}s "
-            f"(HANGAR_IT_WATCHDOG_S); killed QEMU {killed}, removed {self.run_dir}\n"
+            f"\nWATCHDOG: run {runs.RUN_ID} of the {self.purpose} made no progress for "
+            f"{self.limit:.0f}s (HANGAR_IT_WATCHDOG_S); killed QEMU {killed}, removed "
+            f"{self.run_dir}\n"
         )
         sys.stderr.flush()
         os._exit(70)
 
     def start(self) -> None:
+        self.timer.start()
+
+    def rearm(self, seconds: float | None = None) -> None:
+        """Count again from now, for `seconds` (default: the configured limit). A tier that
+        re-arms it as each test starts ends a run that stopped making progress, never a long
+        run that still does."""
+        self.timer.cancel()
+        self.limit = self.seconds if seconds is None else seconds
+        self.timer = self._timer(self.limit)
         self.timer.start()
 
     def cancel(self) -> None:
