@@ -214,13 +214,14 @@ class Calibration:
     def benchmark_table(self) -> Table:
         """Per metric and benchmark: false alarms and detections, with the ratios' spans."""
         result = Table(title=f"per benchmark: {self.runs} runs")
-        for column in ("metric", "benchmark", "false alarms", "ratio, same code"):
-            result.add_column(
-                column, justify="left" if column in {"metric", "benchmark"} else "right"
-            )
+        # Whole names and spans: the counts' columns give way when the console is narrow.
+        result.add_column("metric", no_wrap=True)
+        result.add_column("benchmark", no_wrap=True)
+        result.add_column("false alarms", justify="right")
+        result.add_column("ratio, same code", justify="right", no_wrap=True)
         for factor in self.factors:
             result.add_column(f"caught +{_percent(factor)}", justify="right")
-            result.add_column(f"ratio +{_percent(factor)}", justify="right")
+            result.add_column(f"ratio +{_percent(factor)}", justify="right", no_wrap=True)
         for t in self.tallies.values():
             cells = [
                 t.metric,
