@@ -4,7 +4,10 @@ testkit's `measure`, the verdicts, the setting, the command, and the metric thro
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,11 +122,53 @@ def test_the_instruction_run_pins_hash_seed_and_address_layout(tmp_path: Path) -
     assert "--instr-atstart=no" in argv
     assert "--dump-after=callgrind_stop_instrumentation" in argv
     assert f"--callgrind-out-file={tmp_path}/callgrind.out.%p" in argv
-    assert argv[-4:] == ["--benchmark-disable", "bench/test_x.py", "-m", "cpu_bound"]
+    assert argv[-4:] == ["--benchmark-disable", "bench/test_x.py", "-p", "gates_cpu_bound_only"]
     collect = instructions.collect_argv(["bench", "-m", "not slow"], ["bench"])
-    assert collect[-5:] == ["bench", "-m", "not slow", "-m", "cpu_bound"]
+    assert collect[-5:] == ["bench", "-m", "not slow", "-p", "gates_cpu_bound_only"]
     env = instructions.environment({"PATH": "/bin"}, tmp_path)
-    assert env == {"PATH": "/bin", "PYTHONHASHSEED": "0", INSTRUCTIONS_VARIABLE: str(tmp_path)}
+    assert env == {
+        "PATH": "/bin",
+        "PYTHONPATH": str(tmp_path / "plugin"),
+        "PYTHONHASHSEED": "0",
+        INSTRUCTIONS_VARIABLE: str(tmp_path),
+    }
+
+
+REGISTERED = '[tool.pytest.ini_options]\nstrict = true\nmarkers = ["cpu_bound: c"]\n'
+COUNTED = "import pytest\n\n@pytest.mark.cpu_bound\ndef test_counted():\n    pass\n"
+STRICT_PROJECT = {
+    "pyproject.toml": "[tool.pytest.ini_options]\nstrict = true\nmarkers = []\n",
+    "test_x.py": "def test_plain():\n    pass\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("extra", "status", "ran"),
+    [
+        ({}, 5, []),  # a project that never registered cpu_bound: none, not a usage error
+        (
+            {"pyproject.toml": REGISTERED, "test_y.py": COUNTED},
+            0,
+            ["test_y.py::test_counted"],
+        ),
+    ],
+)
+def test_the_plugin_keeps_only_cpu_bound_tests_whether_or_not_the_marker_is_registered(
+    tmp_path: Path, extra: dict[str, str], status: int, ran: list[str]
+) -> None:
+    for name, text in {**STRICT_PROJECT, **extra}.items():
+        (tmp_path / name).write_text(text)
+    env = instructions.with_plugin(
+        {"PATH": os.environ["PATH"], "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, tmp_path / "p"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only",
+         *instructions.MARKED],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == status, result.stdout + result.stderr
+    collected = [line for line in result.stdout.splitlines() if "::" in line]
+    assert collected == ran
 
 
 def test_missing_valgrind_names_the_install_command(tmp_path: Path) -> None:

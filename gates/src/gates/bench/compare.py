@@ -18,6 +18,7 @@ instructions than the baseline by over `instruction_threshold` is a regression a
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from io import StringIO
@@ -183,7 +184,9 @@ def count_instructions(
     selection holds no cpu_bound benchmark. valgrind missing is then an error, never a skip."""
     candidate = sides[-1]
     argv = instructions.collect_argv(selection, settings.groups)
-    status = shell(argv, cwd=candidate.cwd, log=log, env=candidate.environ, timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="gates-cpu-bound-") as plugin:
+        env = instructions.with_plugin(candidate.environ, Path(plugin))
+        status = shell(argv, cwd=candidate.cwd, log=log, env=env, timeout=timeout)
     if status == instructions.NO_TESTS:
         return [], []
     if status != 0:

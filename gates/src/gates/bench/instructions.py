@@ -39,8 +39,19 @@ from gates.errors import GatesError
 INSTRUCTIONS_VARIABLE = "TESTKIT_BENCH_INSTRUCTIONS"
 WINDOWS_FILE = "windows.txt"
 MARKER = "cpu_bound"
-# After the selection: pytest takes the last -m, so a gate's own `-m` cannot widen the run.
-MARKED = ("-m", MARKER)
+# Keeps the benchmarks marked cpu_bound, by a plugin rather than `-m cpu_bound`: pytest refuses
+# `-m` with a marker the project never registered (a project without cpu_bound benchmarks then
+# has none, exit status 5), and a gate's own `-m` still narrows the run, never widens it.
+PLUGIN_MODULE = "gates_cpu_bound_only"
+PLUGIN = f"""\
+def pytest_collection_modifyitems(config, items):
+    kept = [item for item in items if item.get_closest_marker({MARKER!r}) is not None]
+    if len(kept) < len(items):
+        chosen = set(map(id, kept))
+        config.hook.pytest_deselected(items=[i for i in items if id(i) not in chosen])
+        items[:] = kept
+"""
+MARKED = ("-p", PLUGIN_MODULE)
 INSTALL = "sudo apt-get install valgrind"
 NO_TESTS = 5  # pytest's exit status when nothing was selected: no cpu_bound benchmark
 DUMP = re.compile(r"callgrind\.out\.(\d+)\.(\d+)")
@@ -119,8 +130,20 @@ def collect_argv(selection: Sequence[str], groups: Sequence[str] = ("bench",)) -
     ]
 
 
+def with_plugin(environ: Mapping[str, str], where: Path) -> dict[str, str]:
+    """`environ` with the cpu_bound plugin (written into `where`) importable."""
+    where.mkdir(parents=True, exist_ok=True)
+    (where / f"{PLUGIN_MODULE}.py").write_text(PLUGIN)
+    path = [str(where), *filter(None, [environ.get("PYTHONPATH", "")])]
+    return {**environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
 def environment(environ: Mapping[str, str], directory: Path) -> dict[str, str]:
-    return {**environ, "PYTHONHASHSEED": "0", INSTRUCTIONS_VARIABLE: str(directory)}
+    return {
+        **with_plugin(environ, directory / "plugin"),
+        "PYTHONHASHSEED": "0",
+        INSTRUCTIONS_VARIABLE: str(directory),
+    }
 
 
 def dump_total(path: Path) -> int:
