@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from gates.bench.settings import BenchSettings
-from gates.bench.worktree import SCRATCH_PREFIX, copy_caches, sweep, worktree
+from gates.bench.worktree import SCRATCH_PREFIX, sweep, synced_baseline
 from gates.engine.execution import Shell
 from gates.errors import GatesError
 from gates.git.repository import Repository
@@ -557,14 +557,18 @@ def build_map(
     """Check the baseline out into a scratch worktree (removed on every exit, as the
     comparison's), sync its environment and measure its coverage map there."""
     sweep(root, shell=shell, log=log, environ=environ)
-    base_env = {k: v for k, v in environ.items() if k not in {"VIRTUAL_ENV", settings.slowdown_env}}
     prefix = f"{SCRATCH_PREFIX}{run_id}-map-" if run_id else f"{SCRATCH_PREFIX}map-"
-    with worktree(root, baseline, shell=shell, log=log, environ=environ, prefix=prefix) as tree:
-        env = {**base_env, "UV_PROJECT_ENVIRONMENT": str(tree.parent / "venv")}
-        copy_caches(root, tree, settings.copy_to_baseline)
-        sync = ["uv", "sync", "--locked", *(f"--group={g}" for g in settings.groups), "--quiet"]
-        if shell(sync, cwd=tree, log=log, env=env, timeout=timeout) != 0:
-            raise AffectedError(f"syncing the baseline's environment failed; see {log}")
+    with synced_baseline(
+        root,
+        baseline,
+        settings=settings,
+        shell=shell,
+        log=log,
+        environ=environ,
+        prefix=prefix,
+        timeout=timeout,
+        error=AffectedError,
+    ) as (tree, env):
         return measure_map(
             tree,
             baseline,

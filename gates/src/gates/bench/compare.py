@@ -33,7 +33,7 @@ from gates.bench import instructions
 from gates.bench.instructions import InstructionComparison
 from gates.bench.settings import DEFAULT_SELECTION, BenchSettings
 from gates.bench.statistics import Comparison, compare_all
-from gates.bench.worktree import SCRATCH_PREFIX, copy_caches, sweep, worktree
+from gates.bench.worktree import SCRATCH_PREFIX, sweep, synced_baseline
 from gates.engine.execution import Shell
 from gates.errors import GatesError
 
@@ -239,28 +239,32 @@ def run_comparison(
     `settings.rounds == 0` the timed rounds (calibration measures one metric at a time so)."""
     results.mkdir(parents=True, exist_ok=True)
     swept = sweep(root, shell=shell, log=log, environ=environ)
-    base_env = {k: v for k, v in environ.items() if k not in {"VIRTUAL_ENV", settings.slowdown_env}}
     prefix = f"{SCRATCH_PREFIX}{run_id}-" if run_id else SCRATCH_PREFIX
-    with worktree(root, baseline, shell=shell, log=log, environ=environ, prefix=prefix) as tree:
-        venv = tree.parent / "venv"
-        sides = (
-            Side(
-                "baseline",
-                tree,
-                {**base_env, "UV_PROJECT_ENVIRONMENT": str(venv), **(baseline_environ or {})},
-            ),
-            Side("candidate", root, {**environ, **(candidate_environ or {})}),
-        )
+
+    def check(tree: Path) -> None:
         missing = missing_paths(tree, root, selection)
         if missing:
             raise BenchError(
                 f"the baseline has no benchmarks at {', '.join(missing)}; "
                 "pick one that has them with --baseline REV"
             )
-        copy_caches(root, tree, settings.copy_to_baseline)
-        sync = ["uv", "sync", "--locked", *(f"--group={g}" for g in settings.groups), "--quiet"]
-        if shell(sync, cwd=tree, log=log, env=sides[0].environ, timeout=timeout) != 0:
-            raise BenchError(f"syncing the baseline's environment failed; see {log}")
+
+    with synced_baseline(
+        root,
+        baseline,
+        settings=settings,
+        shell=shell,
+        log=log,
+        environ=environ,
+        prefix=prefix,
+        timeout=timeout,
+        error=BenchError,
+        check=check,
+    ) as (tree, baseline_env):
+        sides = (
+            Side("baseline", tree, {**baseline_env, **(baseline_environ or {})}),
+            Side("candidate", root, {**environ, **(candidate_environ or {})}),
+        )
         # Per side and benchmark, one list of timings per round.
         samples: dict[str, dict[str, list[list[float]]]] = {"baseline": {}, "candidate": {}}
         for round_ in range(1, settings.rounds + 1):

@@ -31,7 +31,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from gates.bench.statistics import Verdict
+from gates.bench.statistics import Verdict, judge
 from gates.engine.execution import Shell
 from gates.errors import GatesError
 
@@ -261,11 +261,7 @@ class InstructionComparison:
 
     @property
     def verdict(self) -> Verdict:
-        if self.ratio > 1 + self.threshold:
-            return "slower"
-        if self.ratio < 1 / (1 + self.threshold):
-            return "faster"
-        return "same"
+        return judge(self.ratio, self.ratio, self.threshold)
 
     @property
     def regressed(self) -> bool:

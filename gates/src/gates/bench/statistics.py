@@ -20,6 +20,17 @@ from gates.bench.settings import BenchSettings
 Verdict = Literal["slower", "faster", "same"]
 
 
+def judge(low: float, high: float, threshold: float) -> Verdict:
+    """The verdict on a ratio candidate / baseline known to lie in [low, high] (one number for a
+    deterministic metric): slower when all of it exceeds 1 + threshold, faster when all of it is
+    below 1 / (1 + threshold), else the same."""
+    if low > 1 + threshold:
+        return "slower"
+    if high < 1 / (1 + threshold):
+        return "faster"
+    return "same"
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One benchmark, both sides: the quantile's time in seconds, the ratio candidate/baseline
@@ -36,11 +47,7 @@ class Comparison:
     @property
     def verdict(self) -> Verdict:
         """slower: surely beyond the threshold; faster: surely beyond it the other way."""
-        if self.low > 1 + self.threshold:
-            return "slower"
-        if self.high < 1 / (1 + self.threshold):
-            return "faster"
-        return "same"
+        return judge(self.low, self.high, self.threshold)
 
     @property
     def regressed(self) -> bool:

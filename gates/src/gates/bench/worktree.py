@@ -13,13 +13,14 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from gates.bench.settings import BenchSettings
 from gates.engine.execution import Shell
-from gates.errors import GitError
+from gates.errors import GatesError, GitError
 
 
 @contextmanager
@@ -153,3 +154,34 @@ def copy_caches(root: Path, tree: Path, paths: Sequence[str]) -> list[str]:
             shutil.copy2(source, target)
         copied.append(relative)
     return copied
+
+
+@contextmanager
+def synced_baseline(
+    root: Path,
+    commit: str,
+    *,
+    settings: BenchSettings,
+    shell: Shell,
+    log: Path,
+    environ: Mapping[str, str],
+    prefix: str,
+    timeout: float,
+    error: type[GatesError] = GatesError,
+    check: Callable[[Path], None] = lambda _tree: None,
+) -> Iterator[tuple[Path, dict[str, str]]]:
+    """`commit` in a scratch worktree with an environment of its own (`uv sync --locked` of the
+    tier's groups into `<scratch>/venv`, the caches of `copy_to_baseline` copied in first):
+    yields the tree and the environment to run it with, which never holds the test-only
+    slowdown switch. `check(tree)` runs before anything is copied or synced; a failed sync
+    raises `error`."""
+    dropped = {"VIRTUAL_ENV", settings.slowdown_env}
+    with worktree(root, commit, shell=shell, log=log, environ=environ, prefix=prefix) as tree:
+        env = {k: v for k, v in environ.items() if k not in dropped}
+        env["UV_PROJECT_ENVIRONMENT"] = str(tree.parent / "venv")
+        check(tree)
+        copy_caches(root, tree, settings.copy_to_baseline)
+        sync = ["uv", "sync", "--locked", *(f"--group={g}" for g in settings.groups), "--quiet"]
+        if shell(sync, cwd=tree, log=log, env=env, timeout=timeout) != 0:
+            raise error(f"syncing the baseline's environment failed; see {log}")
+        yield tree, env
