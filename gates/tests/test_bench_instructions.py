@@ -8,6 +8,8 @@ import os
 import platform
 import subprocess
 import sys
+import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -169,6 +171,59 @@ def test_the_plugin_keeps_only_cpu_bound_tests_whether_or_not_the_marker_is_regi
     assert result.returncode == status, result.stdout + result.stderr
     collected = [line for line in result.stdout.splitlines() if "::" in line]
     assert collected == ran
+
+
+def test_instruction_runs_default_to_three_and_are_validated() -> None:
+    assert BenchSettings.from_table({}).instruction_runs == 3
+    assert BenchSettings.from_table({"instruction_runs": 1}).instruction_runs == 1
+    for bad in (0, 1.5, True, "3"):
+        with pytest.raises(ConfigError, match="instruction_runs must be an integer >= 1"):
+            BenchSettings.from_table({"instruction_runs": bad})
+
+
+def test_each_benchmark_keeps_its_fewest_instructions_over_the_runs() -> None:
+    runs = [{"a": 105, "b": 20}, {"a": 100, "b": 22}, {"a": 101, "b": 21}]
+    assert instructions.fewest("baseline", runs) == {"a": 100, "b": 20}
+    with pytest.raises(InstructionError, match=r"baseline side's instruction runs counted"):
+        instructions.fewest("baseline", [{"a": 1}, {"a": 1, "b": 2}])
+
+
+def test_the_runs_of_both_sides_go_side_by_side_each_into_its_own_folder(tmp_path: Path) -> None:
+    """Up to `workers` runs at once; each run's dumps in `run-N`, its log beside; a side
+    without cpu_bound benchmarks counts None."""
+    started: list[str] = []
+    running = 0
+    most = 0
+    lock = threading.Lock()
+    together = threading.Barrier(2)  # two runs at a time, or the first one waits in vain
+
+    def shell(argv: Sequence[str], *, cwd: Path, log: Path, env: Mapping[str, str],
+              timeout: float | None) -> int:  # fmt: skip
+        nonlocal running, most
+        directory = Path(env[INSTRUCTIONS_VARIABLE])
+        with lock:
+            started.append(f"{cwd.name}/{directory.name}")
+            running += 1
+            most = max(most, running)
+        together.wait(timeout=30)
+        with lock:
+            running -= 1
+        if cwd.name == "empty":
+            return instructions.NO_TESTS
+        assert log == directory.parent / f"{directory.name}.log"
+        windows(directory, ("a::test_x", 100 + int(directory.name[-1])))
+        return 0
+
+    sides = [
+        instructions.SideRuns(name, tmp_path / name, {}, tmp_path / f"{name}-instructions")
+        for name in ("full", "empty")
+    ]
+    counted = instructions.count_sides(
+        sides, ["bench"], runs=3, groups=["bench"], shell=shell, timeout=60, workers=2
+    )
+    assert counted == [{"a::test_x": 101}, None]
+    assert sorted(started) == [f"{s}/run-{n}" for s in ("empty", "full") for n in (1, 2, 3)]
+    assert most == 2
 
 
 def test_missing_valgrind_names_the_install_command(tmp_path: Path) -> None:

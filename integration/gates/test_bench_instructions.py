@@ -4,9 +4,11 @@ this very project. By hand:
     CI=true uv run nox -s integration -- integration/gates/test_bench_instructions.py
 
 A copy of the working tree becomes a one-commit repository in a temp dir (removed at the end).
-Two instruction runs of that commit must agree within 0.5 % for every cpu_bound benchmark; a
-commit that makes the state machine's `check` do about 5 % more work must be caught by the
-instruction metric of the gate's comparison.
+Counted twice the way the gate counts a side (the fewest instructions of three runs), that
+commit must agree with itself within half the gate's `instruction_threshold` (1 %) for every
+cpu_bound benchmark, the room the threshold needs (single runs differed by up to 1.06 %:
+docs/gates.md); a commit that makes the state machine's `check` do about 5 % more work must be
+caught by the instruction metric of the gate's comparison.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ import pytest
 
 from gates import provision
 from gates.bench import instructions
-from gates.bench.compare import run_comparison
+from gates.bench.compare import run_comparison, untraced
 from gates.bench.settings import BenchSettings
 from gates.engine.execution import real_shell
 from integration.gates.repos import git, project_environ, working_tree_copy
 
 ROOT = Path(__file__).parents[2]
-CPU_BOUND = ["test_state_machine", "test_list_machines_page", "test_serialize_machine_page"]
+CPU_BOUND = ["test_state_machine", "test_serialize_machine_page"]
 STATES = "backend/src/hangar/service/states.py"
 # Real extra work in every call of `check`: a needless copy of the allowed states (+5.5 % of
 # test_state_machine's instructions here).
@@ -53,35 +55,37 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def environ() -> dict[str, str]:
-    """The copy's own environment (never this run's), without the test-only slowdown switch."""
-    found = project_environ()
+    """The copy's own environment (never this run's), without the test-only slowdown switch and
+    without this tier's coverage tracer, as the gate runs its sides (compare.untraced)."""
+    found = untraced(project_environ())
     found.pop("HANGAR_BENCH_SLOWDOWN", None)
     return found
 
 
-def count(project: Path, directory: Path) -> dict[str, int]:
-    counted = instructions.run_side(
-        "candidate",
+def test_one_commit_counted_twice_agrees_within_half_the_threshold(
+    project: Path, tmp_path: Path
+) -> None:
+    settings = BenchSettings()
+    first, second = instructions.count_sides(
+        [
+            instructions.SideRuns(label, project, environ(), tmp_path / label)
+            for label in ("first", "second")
+        ],
         ["bench"],
-        cwd=project,
-        environ=environ(),
-        directory=directory,
+        runs=settings.instruction_runs,
         groups=("bench",),
         shell=real_shell,
-        log=directory.parent / f"{directory.name}.log",
         timeout=1500,
     )
-    assert counted is not None, "no cpu_bound benchmark was selected"
-    return counted
-
-
-def test_two_runs_of_one_commit_count_within_half_a_percent(project: Path, tmp_path: Path) -> None:
-    first, second = count(project, tmp_path / "first"), count(project, tmp_path / "second")
+    assert first is not None, "no cpu_bound benchmark was selected"
+    assert second is not None, "no cpu_bound benchmark was selected"
     assert sorted(name.rsplit("::", 1)[-1] for name in first) == sorted(CPU_BOUND)
     assert set(first) == set(second)
     for name, baseline in first.items():
         ratio = second[name] / baseline
-        assert abs(ratio - 1) < 0.005, f"{name}: {baseline:,} then {second[name]:,} ({ratio:.4f})"
+        assert abs(ratio - 1) < settings.instruction_threshold / 2, (
+            f"{name}: {baseline:,} then {second[name]:,} ({ratio:.4f})"
+        )
 
 
 def test_five_percent_more_work_in_the_state_machine_is_caught_by_its_instructions(

@@ -10,9 +10,10 @@ resamples whole rounds (and the timings within them), so a round that was lucky 
 side widens the interval instead of deciding the verdict. A benchmark regresses only when the
 whole interval lies above 1 + its threshold.
 
-After the rounds, the benchmarks marked `cpu_bound` run once more on each side under callgrind
-(gates.bench.instructions): their instruction counts are a second, noise-free metric, and more
-instructions than the baseline by over `instruction_threshold` is a regression as well.
+After the rounds, the benchmarks marked `cpu_bound` run on each side under callgrind
+(`instruction_runs` times, gates.bench.instructions): their instruction counts are a second
+metric that load cannot move, and more instructions than the baseline by over
+`instruction_threshold` is a regression as well.
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ from gates.errors import GatesError
 
 # pytest's exit statuses for a usage error (such as a missing directory) and for no tests.
 NOTHING_TO_RUN = (4, 5)
+# coverage.py's switches that start its tracer in every Python process (its `subprocess` patch
+# and .pth file), inherited when the gate itself runs under coverage: a benchmark run under a
+# tracer measures the tracer (4.6 times the instructions of Hangar's cpu_bound benchmarks, and
+# noisier), so neither side gets them.
+TRACERS = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+
+
+def untraced(environ: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in environ.items() if k not in TRACERS}
 
 
 class BenchError(GatesError):
@@ -180,8 +190,9 @@ def count_instructions(
     log: Path,
     timeout: float,
 ) -> tuple[list[InstructionComparison], list[str]]:
-    """One callgrind run per side (baseline first), compared; nothing when the candidate's
-    selection holds no cpu_bound benchmark. valgrind missing is then an error, never a skip."""
+    """`instruction_runs` callgrind runs per side, the fewest instructions of each side
+    compared; nothing when the candidate's selection holds no cpu_bound benchmark. valgrind
+    missing is then an error, never a skip."""
     candidate = sides[-1]
     argv = instructions.collect_argv(selection, settings.groups)
     with tempfile.TemporaryDirectory(prefix="gates-cpu-bound-") as plugin:
@@ -194,22 +205,27 @@ def count_instructions(
             f"collecting the cpu_bound benchmarks failed (exit status {status}); see {log}"
         )
     instructions.require_valgrind(candidate.environ)
-    directories = [results / f"{side.label}-instructions" for side in sides]
-    counts = [
-        instructions.run_side(
-            side.label,
-            selection,
-            cwd=side.cwd,
-            environ=side.environ,
-            directory=directory,
-            groups=settings.groups,
-            shell=shell,
-            log=log,
-            timeout=timeout,
+    runs = [
+        instructions.SideRuns(
+            side.label, side.cwd, side.environ, results / f"{side.label}-instructions"
         )
-        for side, directory in zip(sides, directories, strict=True)
+        for side in sides
     ]
-    instructions.require_same_interpreter(*directories)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as out:
+        out.write(
+            f"instruction runs: {settings.instruction_runs} per side, their logs in "
+            f"{', '.join(str(side.directory) for side in runs)}\n"
+        )
+    counts = instructions.count_sides(
+        runs,
+        selection,
+        runs=settings.instruction_runs,
+        groups=settings.groups,
+        shell=shell,
+        timeout=timeout,
+    )
+    instructions.require_same_interpreter(*(side.run_directory(1) for side in runs))
     return instructions.compare_counts(
         counts[0] or {}, counts[1] or {}, settings.instruction_threshold
     )
@@ -236,8 +252,10 @@ def run_comparison(
 
     `baseline_environ` / `candidate_environ` add variables to one side only (the self-checks use
     them for the test-only slowdown switch). `instructions=False` skips the callgrind runs, and
-    `settings.rounds == 0` the timed rounds (calibration measures one metric at a time so)."""
+    `settings.rounds == 0` the timed rounds (calibration measures one metric at a time so).
+    Neither side inherits coverage.py's subprocess switches (`TRACERS`)."""
     results.mkdir(parents=True, exist_ok=True)
+    environ = untraced(environ)
     swept = sweep(root, shell=shell, log=log, environ=environ)
     prefix = f"{SCRATCH_PREFIX}{run_id}-" if run_id else SCRATCH_PREFIX
 

@@ -9,12 +9,18 @@ and stop client requests, and `--dump-after` writes each such window into its ow
 (`callgrind.out.<pid>.<n>`), whose `totals:` line is the window's instruction count. `measure`
 names the benchmark of each window, in order, in a sidecar file.
 
-What would make counts differ between two runs of the same code is pinned: string hashing
-(PYTHONHASHSEED=0: set iteration order decides which branches run) and address space layout
-(`setarch <machine> -R`: addresses feed hashes of objects hashed by identity). Both sides run the
-same command, each in its own environment. One run per side is enough: the same commit repeats
-its counts within about 0.1 %, so no rounds and no interval; the ratio candidate / baseline is
-held against `instruction_threshold`.
+What would make counts differ between two runs of the same code is pinned where it can be:
+string hashing (PYTHONHASHSEED=0: set iteration order decides which branches run) and address
+space layout (`setarch <machine> -R`: addresses feed hashes of objects hashed by identity and
+the interpreter's attribute cache). What cannot be pinned remains: where objects land still
+differs from run to run (compiled extensions seed hash tables at random, threads interleave),
+and CPython's attribute cache is indexed by the addresses of attribute names, so a run whose hot
+lookups collide there is slower for its whole life. Single runs of one commit differed by up to
+1 % (docs/gates.md has the figures), always upwards of the most common, lowest level. So each
+side runs `instruction_runs` times (default 3), side by side up to the number of cores (an
+instruction count does not depend on load), and each benchmark's fewest instructions over its
+side's runs is compared: no rounds and no interval; the ratio candidate / baseline is held
+against `instruction_threshold`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import platform
 import re
 import shutil
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -244,6 +251,80 @@ def run_side(
             f"the instruction run on the {label} side counted no window; see {log}"
         )
     return counts
+
+
+@dataclass(frozen=True)
+class SideRuns:
+    """Where one side's instruction runs go: its directory, environment, and the folder that
+    gets one subfolder (`run-N`, with its dumps) and one log (`run-N.log`) per run."""
+
+    label: str
+    cwd: Path
+    environ: Mapping[str, str]
+    directory: Path
+
+    def run_directory(self, run: int) -> Path:
+        return self.directory / f"run-{run}"
+
+
+def fewest(label: str, runs: Sequence[Mapping[str, int]]) -> dict[str, int]:
+    """Per benchmark, the fewest instructions over one side's runs: what is left when nothing
+    else ran in the process's way. Every run must have counted the same benchmarks."""
+    names = set(runs[0])
+    for run in runs[1:]:
+        if set(run) != names:
+            raise InstructionError(
+                f"the {label} side's instruction runs counted different benchmarks "
+                f"({sorted(names)} and {sorted(run)})"
+            )
+    return {name: min(run[name] for run in runs) for name in runs[0]}
+
+
+def count_sides(
+    sides: Sequence[SideRuns],
+    selection: Sequence[str],
+    *,
+    runs: int,
+    groups: Sequence[str],
+    shell: Shell,
+    timeout: float,
+    workers: int | None = None,
+) -> list[dict[str, int] | None]:
+    """Every side's counts (in the order of `sides`), each the fewest over `runs` callgrind
+    runs; None for a side whose selection holds no cpu_bound benchmark. The runs go side by
+    side, `workers` at a time (default: the number of cores). Interrupted, the runs not yet
+    started are dropped and the running ones end first (each is a few minutes at most)."""
+    jobs = [(side, run) for run in range(1, runs + 1) for side in sides]
+    width = max(1, min(len(jobs), workers or os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="callgrind") as pool:
+        futures: list[Future[dict[str, int] | None]] = [
+            pool.submit(
+                run_side,
+                side.label,
+                selection,
+                cwd=side.cwd,
+                environ=side.environ,
+                directory=side.run_directory(run),
+                groups=groups,
+                shell=shell,
+                log=side.directory / f"run-{run}.log",
+                timeout=timeout,
+            )
+            for side, run in jobs
+        ]
+        try:
+            done = [future.result() for future in futures]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    counted: list[dict[str, int] | None] = []
+    for side in sides:
+        found = [c for (s, _), c in zip(jobs, done, strict=True) if s is side]
+        if any(c is None for c in found):
+            counted.append(None)
+        else:
+            counted.append(fewest(side.label, [c for c in found if c is not None]))
+    return counted
 
 
 @dataclass(frozen=True)

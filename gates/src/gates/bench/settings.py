@@ -28,9 +28,12 @@ class BenchSettings:
     resamples: int = 2000
     seed: int = 0
     quantile: float = 0.1
-    # The cpu_bound benchmarks' instruction counts (one callgrind run per side): a ratio
+    # The cpu_bound benchmarks' instruction counts (callgrind runs on each side): a ratio
     # candidate / baseline above 1 + this is a regression.
     instruction_threshold: float = 0.02
+    # How often each side runs them; each benchmark's fewest instructions are compared (a
+    # single run can count up to about 1 % more, never less: gates.bench.instructions).
+    instruction_runs: int = 3
     # The benchmarks' test-only slowdown switch (`NAME=FACTOR,…`): never passed to the baseline
     # side, and what `gates calibrate` sets to measure the detection rate. "" when none.
     slowdown_env: str = ""
@@ -79,6 +82,7 @@ class BenchSettings:
             "run_all_on",
             "tier",
             "instruction_threshold",
+            "instruction_runs",
         }
         unknown = sorted(set(table) - allowed)
         if unknown:
@@ -94,7 +98,12 @@ class BenchSettings:
         rounds = table.get("rounds", defaults.rounds)
         resamples = table.get("resamples", defaults.resamples)
         seed = table.get("seed", defaults.seed)
-        for key, value, low in (("rounds", rounds, 1), ("resamples", resamples, 100)):
+        instruction_runs = table.get("instruction_runs", defaults.instruction_runs)
+        for key, value, low in (
+            ("rounds", rounds, 1),
+            ("resamples", resamples, 100),
+            ("instruction_runs", instruction_runs, 1),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ConfigError(f"[tool.gates.bench] {key} must be an integer >= {low}")
         if not isinstance(seed, int) or isinstance(seed, bool):
@@ -135,6 +144,7 @@ class BenchSettings:
             seed,
             float(quantile),
             instruction_threshold,
+            instruction_runs,
             slowdown_env,
             tuple(copies),
             tuple(run_all_on),
