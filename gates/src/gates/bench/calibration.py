@@ -1,13 +1,14 @@
 """How much to trust the bench gate on this machine: each metric's false-alarm and detection rates.
 
 Each calibration run compares HEAD with itself exactly as the gate does (worktree, own
-environment, alternating wall-time rounds, one callgrind run per side for the `cpu_bound`
-benchmarks): once as it is, where every "slower" verdict is a false alarm, and once per injected
-slowdown factor, with every benchmark slowed on the candidate side through the project's
-test-only slowdown switch (`[tool.gates.bench] slowdown_env`), where every "slower" verdict is a
-detection. The switch injects real extra work in the measured call (a busy wait as long as the
-call for wall time; extra calls of the benchmarked function inside the callgrind window), so both
-metrics see it. The two metrics are tallied apart and judged against their goals (`GOALS`).
+environment, alternating wall-time rounds, `instruction_runs` callgrind runs per side for the
+`cpu_bound` benchmarks): once as it is, where every "slower" verdict is a false alarm, and once
+per injected slowdown factor, with every benchmark slowed on the candidate side through the
+project's test-only slowdown switch (`[tool.gates.bench] slowdown_env`), where every "slower"
+verdict is a detection. The switch injects real extra work in the measured call (a busy wait as
+long as the call for wall time; extra calls of the benchmarked function inside the callgrind
+window), so both metrics see it. The two metrics are tallied apart and judged against their
+goals (`GOALS`).
 Results go to `.gates/calibration/<run>/calibration.json`, which `gates report` shows.
 """
 
