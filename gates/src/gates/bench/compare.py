@@ -41,9 +41,10 @@ from gates.errors import GatesError
 # pytest's exit statuses for a usage error (such as a missing directory) and for no tests.
 NOTHING_TO_RUN = (4, 5)
 # coverage.py's switches that start its tracer in every Python process (its `subprocess` patch
-# and .pth file), inherited when the gate itself runs under coverage: a benchmark run under a
-# tracer measures the tracer (4.6 times the instructions of Hangar's cpu_bound benchmarks, and
-# noisier), so neither side gets them.
+# and .pth file), inherited when the gate itself runs under coverage: counted under a tracer, a
+# benchmark's instructions are mostly the tracer's (4.6 times those of Hangar's cpu_bound
+# benchmarks, and noisier), so no instruction run gets them. The timed rounds keep the caller's
+# environment: a tracer slows both sides alike, and their ratio is what the gate judges.
 TRACERS = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
 
 
@@ -207,7 +208,7 @@ def count_instructions(
     instructions.require_valgrind(candidate.environ)
     runs = [
         instructions.SideRuns(
-            side.label, side.cwd, side.environ, results / f"{side.label}-instructions"
+            side.label, side.cwd, untraced(side.environ), results / f"{side.label}-instructions"
         )
         for side in sides
     ]
@@ -253,9 +254,8 @@ def run_comparison(
     `baseline_environ` / `candidate_environ` add variables to one side only (the self-checks use
     them for the test-only slowdown switch). `instructions=False` skips the callgrind runs, and
     `settings.rounds == 0` the timed rounds (calibration measures one metric at a time so).
-    Neither side inherits coverage.py's subprocess switches (`TRACERS`)."""
+    No instruction run inherits coverage.py's subprocess switches (`TRACERS`)."""
     results.mkdir(parents=True, exist_ok=True)
-    environ = untraced(environ)
     swept = sweep(root, shell=shell, log=log, environ=environ)
     prefix = f"{SCRATCH_PREFIX}{run_id}-" if run_id else SCRATCH_PREFIX
 
