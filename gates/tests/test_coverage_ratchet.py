@@ -57,7 +57,11 @@ class TestSub(unittest.TestCase):
 """
 # unittest, not pytest, where a run needs no JUnit: the scratch runs stay quick.
 UNITTEST = [PY, "-m", "coverage", "run", "-m", "unittest", "discover", "-q", "-s", "tests"]
-PYTEST = [PY, "-m", "coverage", "run", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
+# With PYTEST_DISABLE_PLUGIN_AUTOLOAD=1: only pytest-split, which shards need.
+PYTEST = [
+    *[PY, "-m", "coverage", "run", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+    *["-p", "pytest_split.plugin", "tests"],
+]
 
 
 def pipeline(floor: float = 10, *, pytest_gate: bool = False) -> str:
@@ -208,6 +212,8 @@ def test_two_shards_are_judged_together_by_the_merge(
     project = make_project(pipeline(pytest_gate=True), FILES)
     for name in [k for k in os.environ if k.startswith(("PYTEST_", "GATES_"))]:
         monkeypatch.delenv(name)
+    # The shards' pytest without the plugins this environment would load for it (seconds each).
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     quiet = Console(file=io.StringIO(), width=300)
     for index in (1, 2):
         cli.execute(project, shard=Shard(index, 2), run_id="R", console=quiet, github=False)

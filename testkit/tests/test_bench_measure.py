@@ -17,12 +17,21 @@ from testkit.bench import CPU_BOUND, WINDOW_CALLS, WINDOWS_FILE, extra_calls, in
 
 
 class FakeHooks:
-    """callgrind's client requests, recorded: which calls ran inside a window."""
+    """callgrind's client requests, recorded: which calls ran inside a window, and the garbage
+    collections (a full collection of this test process's heap takes a few hundred ms; the
+    fake counts them instead, so each window can check that one came just before it)."""
 
     def __init__(self, instrumented: bool = True) -> None:
         self.instrumented = instrumented
         self.inside = False
         self.windows: list[list[str]] = []
+        self.collections = 0
+
+    def collect(self, generation: int = 2) -> int:
+        assert generation == 2, "a partial collection leaves garbage to collect in the window"
+        assert not self.inside, "the garbage collector is run inside the window"
+        self.collections += 1
+        return 0
 
     def instrument_hooks_init(self) -> object:
         return object()
@@ -32,6 +41,7 @@ class FakeHooks:
 
     def callgrind_start_instrumentation(self) -> None:
         assert not gc.isenabled(), "the garbage collector runs inside the window"
+        assert self.collections == len(self.windows) + 1, "no collection just before the window"
         self.inside = True
         self.windows.append([])
 
@@ -59,6 +69,7 @@ def request(marked: bool = True) -> Any:
 def hooks(monkeypatch: pytest.MonkeyPatch) -> FakeHooks:
     fake = FakeHooks()
     monkeypatch.setattr(bench, "callgrind_hooks", lambda: fake)
+    monkeypatch.setattr(gc, "collect", fake.collect)
     return fake
 
 
