@@ -483,13 +483,15 @@ def test_comparing_with_an_equally_fast_baseline_passes_and_stores_the_results(
     assert len(worktrees(root)) == 1
 
 
-def test_cpu_bound_benchmarks_are_counted_three_times_per_side_and_the_fewest_compared(
+def test_cpu_bound_benchmarks_are_counted_until_no_verdict_can_change_and_the_fewest_compared(
     make_project: Callable[..., Path],
 ) -> None:
     root = two_commits(make_project(BENCH_PROJECT))
-    # The candidate's first run and the baseline's last counted more: neither decides (the
-    # first runs alone, or the candidate's mean, would be +7 % and +2.3 %: slower).
-    noise = {("candidate", 1): 1.07, ("baseline", 3): 1.01}
+    # The candidate's first two runs counted more (+3 %, then +2.5 %), the baseline's second
+    # +1 %: after one round or two, the ratio (1.03, then 1.025) could still be "same" or
+    # "slower", so a third round runs; the first runs alone, or the fewest after two rounds,
+    # would have said slower.
+    noise = {("candidate", 1): 1.03, ("candidate", 2): 1.025, ("baseline", 2): 1.01}
     shell = BenchShell(root, instructions={"test_fast": 1_000_000}, noise=noise)
     gate = Pipeline.load(root).phase("bench").gates[0]
     result = run_gate(gate, run_bench(root, shell), CHECKS)
@@ -503,6 +505,8 @@ def test_cpu_bound_benchmarks_are_counted_three_times_per_side_and_the_fewest_co
     stored_runs = root / ".gates" / "bench" / "r1" / "baseline-instructions"
     runs = sorted(p.name for p in stored_runs.iterdir() if p.is_dir())
     assert runs == ["run-1", "run-2", "run-3"]
+    log = (root / ".gates" / "runs").glob("*/bench-*.log")
+    assert any("instruction runs made: baseline 3, candidate 3" in f.read_text() for f in log)
     counted = result.metrics["instructions"]["bench/test_x.py::test_fast"]
     assert (counted["baseline"], counted["candidate"], counted["verdict"]) == (
         1_000_000,
@@ -528,7 +532,7 @@ def test_no_instruction_run_counts_under_a_coverage_tracer_the_gate_inherited(
     result = run_gate(gate, ctx, CHECKS)
     assert result.outcome == "passed", result.summary
     counted = [env for _, env in shell.instruction_runs]
-    assert len(counted) == 6  # 3 runs x 2 sides
+    assert len(counted) == 2  # one round: equal counts settle the verdict
     assert not [env for env in counted if {*env} & tracers]
     # The timed rounds keep the caller's environment: a tracer slows both sides alike.
     assert len(shell.environs) == 4
@@ -546,6 +550,8 @@ def test_five_percent_more_instructions_fail_the_gate_even_when_wall_time_hides_
     assert "1 slower (test_fast (instructions))" in result.summary
     assert result.metrics["regressions"] == 1
     assert result.metrics["instructions"]["bench/test_x.py::test_fast"]["ratio"] == 1.05
+    # Five percent more is slower whatever more runs could find: one round per side.
+    assert sorted(side for side, _ in shell.instruction_runs) == ["baseline", "candidate"]
 
 
 def test_without_valgrind_cpu_bound_benchmarks_fail_the_gate_with_the_install_command(

@@ -188,42 +188,132 @@ def test_each_benchmark_keeps_its_fewest_instructions_over_the_runs() -> None:
         instructions.fewest("baseline", [{"a": 1}, {"a": 1, "b": 2}])
 
 
-def test_the_runs_of_both_sides_go_side_by_side_each_into_its_own_folder(tmp_path: Path) -> None:
-    """Up to `workers` runs at once; each run's dumps in `run-N`, its log beside; a side
-    without cpu_bound benchmarks counts None."""
-    started: list[str] = []
-    running = 0
-    most = 0
-    lock = threading.Lock()
-    together = threading.Barrier(2)  # two runs at a time, or the first one waits in vain
+class RecordingShell:
+    """callgrind runs that leave one window each (`a::test_x`, 100 + the run's number
+    instructions, or `counts[(side, run)]`), recording which started and how many ran at
+    once; the side named `empty` has no cpu_bound benchmark."""
 
-    def shell(argv: Sequence[str], *, cwd: Path, log: Path, env: Mapping[str, str],
-              timeout: float | None) -> int:  # fmt: skip
-        nonlocal running, most
+    def __init__(self, at_once: int = 2, counts: Mapping[tuple[str, int], int] | None = None):
+        self.started: list[str] = []
+        self.running = 0
+        self.most = 0
+        self.lock = threading.Lock()
+        # Each run waits for `at_once` runs to be running, or the first one waits in vain.
+        self.together = threading.Barrier(at_once)
+        self.counts = counts or {}
+
+    def __call__(self, argv: Sequence[str], *, cwd: Path, log: Path, env: Mapping[str, str],
+                 timeout: float | None) -> int:  # fmt: skip
         directory = Path(env[INSTRUCTIONS_VARIABLE])
-        with lock:
-            started.append(f"{cwd.name}/{directory.name}")
-            running += 1
-            most = max(most, running)
-        together.wait(timeout=30)
-        with lock:
-            running -= 1
+        with self.lock:
+            self.started.append(f"{cwd.name}/{directory.name}")
+            self.running += 1
+            self.most = max(self.most, self.running)
+        self.together.wait(timeout=30)
+        with self.lock:
+            self.running -= 1
         if cwd.name == "empty":
             return instructions.NO_TESTS
         assert log == directory.parent / f"{directory.name}.log"
-        windows(directory, ("a::test_x", 100 + int(directory.name[-1])))
+        run = int(directory.name.removeprefix("run-"))
+        windows(directory, ("a::test_x", self.counts.get((cwd.name, run), 100 + run)))
         return 0
 
-    sides = [
+
+def side_runs(tmp_path: Path, *names: str) -> list[instructions.SideRuns]:
+    return [
         instructions.SideRuns(name, tmp_path / name, {}, tmp_path / f"{name}-instructions")
-        for name in ("full", "empty")
+        for name in names
     ]
+
+
+def test_the_runs_of_both_sides_go_side_by_side_each_into_its_own_folder(tmp_path: Path) -> None:
+    """Up to `workers` runs at once, one run per side and round; each run's dumps in `run-N`,
+    its log beside; without `enough`, every round runs."""
+    shell = RecordingShell()
+    sides = side_runs(tmp_path, "baseline", "candidate")
     counted = instructions.count_sides(
         sides, ["bench"], runs=3, groups=["bench"], shell=shell, timeout=60, workers=2
     )
+    assert counted == [{"a::test_x": 101}, {"a::test_x": 101}]
+    assert sorted(shell.started) == [
+        f"{s}/run-{n}" for s in ("baseline", "candidate") for n in (1, 2, 3)
+    ]
+    assert shell.most == 2
+    assert [instructions.runs_made(side) for side in sides] == [3, 3]
+
+
+def test_a_side_without_cpu_bound_benchmarks_ends_the_runs_after_the_first_round(
+    tmp_path: Path,
+) -> None:
+    shell = RecordingShell()
+    counted = instructions.count_sides(
+        side_runs(tmp_path, "full", "empty"), ["bench"], runs=3, groups=["bench"], shell=shell,
+        timeout=60, workers=2,
+    )  # fmt: skip
     assert counted == [{"a::test_x": 101}, None]
-    assert sorted(started) == [f"{s}/run-{n}" for s in ("empty", "full") for n in (1, 2, 3)]
-    assert most == 2
+    assert sorted(shell.started) == ["empty/run-1", "full/run-1"]
+
+
+def test_the_rounds_end_once_enough_says_so_and_each_side_keeps_its_fewest(
+    tmp_path: Path,
+) -> None:
+    # The candidate's first run landed 3 % high: not settled; its second is back at the level.
+    counts = {("baseline", 1): 1000, ("candidate", 1): 1030, ("baseline", 2): 1004,
+              ("candidate", 2): 1001}  # fmt: skip
+    shell = RecordingShell(counts=counts)
+    seen: list[list[dict[str, int] | None]] = []
+
+    def enough(counted: Sequence[dict[str, int] | None]) -> bool:
+        seen.append(list(counted))
+        base, cand = counted
+        return instructions.settled(base, cand, threshold=0.02, spread=0.015)
+
+    sides = side_runs(tmp_path, "baseline", "candidate")
+    counted = instructions.count_sides(
+        sides, ["bench"], runs=3, groups=["bench"], shell=shell, timeout=60, workers=2,
+        enough=enough,
+    )  # fmt: skip
+    assert seen == [
+        [{"a::test_x": 1000}, {"a::test_x": 1030}],
+        [{"a::test_x": 1000}, {"a::test_x": 1001}],
+    ]
+    assert counted == [{"a::test_x": 1000}, {"a::test_x": 1001}]
+    assert [instructions.runs_made(side) for side in sides] == [2, 2]
+
+
+@pytest.mark.parametrize(
+    ("ratio", "is_settled"),
+    [
+        (1.0, True),  # same, whatever more runs find: 0.985 to 1.015
+        (1.0049, True),  # up to 1.02 / 1.015: still same at the top
+        (1.006, False),  # could reach 1.021: slower, if the baseline's run was a high one
+        (1.025, False),  # slower now, but 1.0099 once the candidate's lowest is found
+        (1.036, True),  # slower even at 1.036 / 1.015 = 1.0207
+        (1.05, True),  # five percent more work: slower after the first round
+        (0.97, False),  # faster now, but same if the baseline's lowest is 1.5 % lower
+        (0.96, True),  # faster at both ends
+    ],
+)
+def test_settled_when_both_ends_of_what_more_runs_can_find_get_one_verdict(
+    ratio: float, is_settled: bool
+) -> None:
+    baseline = {"a": 1_000_000, "b": 500_000}
+    candidate = {"a": round(1_000_000 * ratio), "b": 500_000}
+    assert instructions.settled(baseline, candidate, 0.02, 0.015) is is_settled
+    assert instructions.settled(baseline, {"b": 500_000}, 0.02, 0.015)  # `a` on one side only
+    assert instructions.settled(None, candidate, 0.02, 0.015)
+    # With no spread, one run decides.
+    assert instructions.settled(baseline, candidate, 0.02, 0.0)
+
+
+def test_instruction_spread_defaults_to_one_and_a_half_percent_and_is_validated() -> None:
+    assert BenchSettings.from_table({}).instruction_spread == 0.015
+    assert BenchSettings.from_table({"instruction_spread": 0}).instruction_spread == 0.0
+    assert BenchSettings.from_table({"instruction_spread": 0.05}).instruction_spread == 0.05
+    for bad in (-0.01, 1, "1%", True):
+        with pytest.raises(ConfigError, match=r"instruction_spread must be a fraction in \[0, 1\)"):
+            BenchSettings.from_table({"instruction_spread": bad})
 
 
 def test_missing_valgrind_names_the_install_command(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """How much to trust the bench gate on this machine: each metric's false-alarm and detection rates.
 
 Each calibration run compares HEAD with itself exactly as the gate does (worktree, own
-environment, alternating wall-time rounds, `instruction_runs` callgrind runs per side for the
+environment, alternating wall-time rounds, up to `instruction_runs` callgrind runs per side for the
 `cpu_bound` benchmarks): once as it is, where every "slower" verdict is a false alarm, and once
 per injected slowdown factor, with every benchmark slowed on the candidate side through the
 project's test-only slowdown switch (`[tool.gates.bench] slowdown_env`), where every "slower"

@@ -11,7 +11,7 @@ side widens the interval instead of deciding the verdict. A benchmark regresses 
 whole interval lies above 1 + its threshold.
 
 After the rounds, the benchmarks marked `cpu_bound` run on each side under callgrind
-(`instruction_runs` times, gates.bench.instructions): their instruction counts are a second
+(up to `instruction_runs` times, gates.bench.instructions): their instruction counts are a second
 metric that load cannot move, and more instructions than the baseline by over
 `instruction_threshold` is a regression as well.
 """
@@ -191,9 +191,10 @@ def count_instructions(
     log: Path,
     timeout: float,
 ) -> tuple[list[InstructionComparison], list[str]]:
-    """`instruction_runs` callgrind runs per side, the fewest instructions of each side
-    compared; nothing when the candidate's selection holds no cpu_bound benchmark. valgrind
-    missing is then an error, never a skip."""
+    """Up to `instruction_runs` callgrind runs per side, fewer once the verdicts are settled
+    (`instructions.settled`), the fewest instructions of each side compared; nothing when the
+    candidate's selection holds no cpu_bound benchmark. valgrind missing is then an error,
+    never a skip."""
     candidate = sides[-1]
     argv = instructions.collect_argv(selection, settings.groups)
     with tempfile.TemporaryDirectory(prefix="gates-cpu-bound-") as plugin:
@@ -215,8 +216,8 @@ def count_instructions(
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as out:
         out.write(
-            f"instruction runs: {settings.instruction_runs} per side, their logs in "
-            f"{', '.join(str(side.directory) for side in runs)}\n"
+            f"instruction runs: up to {settings.instruction_runs} per side, until no verdict "
+            f"could change; their logs in {', '.join(str(side.directory) for side in runs)}\n"
         )
     counts = instructions.count_sides(
         runs,
@@ -225,7 +226,16 @@ def count_instructions(
         groups=settings.groups,
         shell=shell,
         timeout=timeout,
+        enough=lambda counted: instructions.settled(
+            counted[0],
+            counted[-1],
+            settings.instruction_threshold,
+            settings.instruction_spread,
+        ),
     )
+    with log.open("a") as out:
+        made = ", ".join(f"{side.label} {instructions.runs_made(side)}" for side in runs)
+        out.write(f"instruction runs made: {made}\n")
     instructions.require_same_interpreter(*(side.run_directory(1) for side in runs))
     return instructions.compare_counts(
         counts[0] or {}, counts[1] or {}, settings.instruction_threshold

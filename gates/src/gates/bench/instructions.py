@@ -17,10 +17,11 @@ differs from run to run (compiled extensions seed hash tables at random, threads
 and CPython's attribute cache is indexed by the addresses of attribute names, so a run whose hot
 lookups collide there is slower for its whole life. Single runs of one commit differed by up to
 1 % (docs/gates.md has the figures), always upwards of the most common, lowest level. So each
-side runs `instruction_runs` times (default 3), side by side up to the number of cores (an
-instruction count does not depend on load), and each benchmark's fewest instructions over its
-side's runs is compared: no rounds and no interval; the ratio candidate / baseline is held
-against `instruction_threshold`.
+side runs up to `instruction_runs` times (default 3), one run per side and round, side by side up
+to the number of cores (an instruction count does not depend on load), and each benchmark's
+fewest instructions over its side's runs is compared: no interval; the ratio candidate /
+baseline is held against `instruction_threshold`. The rounds stop early once no verdict could
+change: more runs only lower a side's counts, by at most `instruction_spread` (`settled`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import os
 import platform
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -280,6 +281,30 @@ def fewest(label: str, runs: Sequence[Mapping[str, int]]) -> dict[str, int]:
     return {name: min(run[name] for run in runs) for name in runs[0]}
 
 
+def settled(
+    baseline: Mapping[str, int] | None,
+    candidate: Mapping[str, int] | None,
+    threshold: float,
+    spread: float,
+) -> bool:
+    """Whether more runs could change no verdict. A side's fewest count so far is at most
+    `spread` above the lowest its runs can reach, and more runs only lower it: each ratio
+    candidate / baseline can still fall to ratio / (1 + spread) or rise to ratio * (1 + spread),
+    and it is settled when both ends get the same verdict. A side without cpu_bound benchmarks
+    (None) has nothing to settle."""
+    if baseline is None or candidate is None:
+        return True
+    for name in baseline.keys() & candidate.keys():
+        ratio = candidate[name] / baseline[name] if baseline[name] else float("inf")
+        low, high = ratio / (1 + spread), ratio * (1 + spread)
+        if judge(low, low, threshold) != judge(high, high, threshold):
+            return False
+    return True
+
+
+Enough = Callable[[Sequence[dict[str, int] | None]], bool]
+
+
 def count_sides(
     sides: Sequence[SideRuns],
     selection: Sequence[str],
@@ -289,42 +314,64 @@ def count_sides(
     shell: Shell,
     timeout: float,
     workers: int | None = None,
+    enough: Enough | None = None,
 ) -> list[dict[str, int] | None]:
-    """Every side's counts (in the order of `sides`), each the fewest over `runs` callgrind
-    runs; None for a side whose selection holds no cpu_bound benchmark. The runs go side by
-    side, `workers` at a time (default: the number of cores). Interrupted, the runs not yet
-    started are dropped and the running ones end first (each is a few minutes at most)."""
-    jobs = [(side, run) for run in range(1, runs + 1) for side in sides]
-    width = max(1, min(len(jobs), workers or os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="callgrind") as pool:
-        futures: list[Future[dict[str, int] | None]] = [
-            pool.submit(
-                run_side,
-                side.label,
-                selection,
-                cwd=side.cwd,
-                environ=side.environ,
-                directory=side.run_directory(run),
-                groups=groups,
-                shell=shell,
-                log=side.directory / f"run-{run}.log",
-                timeout=timeout,
-            )
-            for side, run in jobs
-        ]
-        try:
-            done = [future.result() for future in futures]
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    """Every side's counts (in the order of `sides`), each the fewest over its callgrind runs;
+    None for a side whose selection holds no cpu_bound benchmark. The runs go in rounds of one
+    run per side, side by side, `workers` at a time (default: the number of cores), up to
+    `runs` rounds; after each, `enough(the counts so far)` may end them early (the gate's
+    `settled`), and a side without cpu_bound benchmarks ends them. Interrupted, the runs not
+    yet started are dropped and the running ones end first (each is a few minutes at most)."""
+    if not sides:
+        return []
+    width = max(1, workers or os.cpu_count() or 1)
+    together = max(1, width // len(sides))  # rounds run at once
+    found: list[list[dict[str, int] | None]] = [[] for _ in sides]
     counted: list[dict[str, int] | None] = []
-    for side in sides:
-        found = [c for (s, _), c in zip(jobs, done, strict=True) if s is side]
-        if any(c is None for c in found):
-            counted.append(None)
-        else:
-            counted.append(fewest(side.label, [c for c in found if c is not None]))
+    made = 0
+    with ThreadPoolExecutor(
+        max_workers=min(width, len(sides) * runs), thread_name_prefix="callgrind"
+    ) as pool:
+        while made < runs:
+            batch = range(made + 1, min(runs, made + together) + 1)
+            jobs = [(index, run) for run in batch for index in range(len(sides))]
+            futures: list[Future[dict[str, int] | None]] = [
+                pool.submit(
+                    run_side,
+                    sides[index].label,
+                    selection,
+                    cwd=sides[index].cwd,
+                    environ=sides[index].environ,
+                    directory=sides[index].run_directory(run),
+                    groups=groups,
+                    shell=shell,
+                    log=sides[index].directory / f"run-{run}.log",
+                    timeout=timeout,
+                )
+                for index, run in jobs
+            ]
+            try:
+                done = [future.result() for future in futures]
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            for (index, _), count in zip(jobs, done, strict=True):
+                found[index].append(count)
+            made = batch[-1]
+            counted = [
+                None
+                if any(c is None for c in side_runs)
+                else fewest(side.label, [c for c in side_runs if c is not None])
+                for side, side_runs in zip(sides, found, strict=True)
+            ]
+            if None in counted or (enough is not None and enough(counted)):
+                break
     return counted
+
+
+def runs_made(side: SideRuns) -> int:
+    """How many runs of the side were started (each has its folder)."""
+    return sum(1 for path in side.directory.glob("run-*") if path.is_dir())
 
 
 @dataclass(frozen=True)

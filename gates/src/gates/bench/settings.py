@@ -31,9 +31,12 @@ class BenchSettings:
     # The cpu_bound benchmarks' instruction counts (callgrind runs on each side): a ratio
     # candidate / baseline above 1 + this is a regression.
     instruction_threshold: float = 0.02
-    # How often each side runs them; each benchmark's fewest instructions are compared (a
-    # single run can count up to about 1 % more, never less: gates.bench.instructions).
+    # How often each side runs them at most; each benchmark's fewest instructions are compared
+    # (a single run can count up to about 1 % more, never less: gates.bench.instructions).
     instruction_runs: int = 3
+    # How far above its side's lowest count one run may land: the runs stop early once moving
+    # either side's counts down by this much could change no verdict.
+    instruction_spread: float = 0.015
     # The benchmarks' test-only slowdown switch (`NAME=FACTOR,…`): never passed to the baseline
     # side, and what `gates calibrate` sets to measure the detection rate. "" when none.
     slowdown_env: str = ""
@@ -83,6 +86,7 @@ class BenchSettings:
             "tier",
             "instruction_threshold",
             "instruction_runs",
+            "instruction_spread",
         }
         unknown = sorted(set(table) - allowed)
         if unknown:
@@ -123,6 +127,16 @@ class BenchSettings:
             "instruction_threshold",
             table.get("instruction_threshold", defaults.instruction_threshold),
         )
+        instruction_spread = table.get("instruction_spread", defaults.instruction_spread)
+        if (
+            not isinstance(instruction_spread, int | float)
+            or isinstance(instruction_spread, bool)
+            or not 0 <= instruction_spread < 1
+        ):
+            raise ConfigError(
+                "[tool.gates.bench] instruction_spread must be a fraction in [0, 1), e.g. 0.015 "
+                "when one run counts up to 1.5 % more than the lowest of its side"
+            )
         copies = table.get("copy_to_baseline", list(defaults.copy_to_baseline))
         if not isinstance(copies, list) or not all(_relative(p) for p in copies):
             raise ConfigError(
@@ -136,18 +150,19 @@ class BenchSettings:
                 'project root, e.g. ["uv.lock", "**/pyproject.toml", "testkit/bench.py"]'
             )
         return cls(
-            threshold,
-            thresholds,
-            rounds,
-            float(confidence),
-            resamples,
-            seed,
-            float(quantile),
-            instruction_threshold,
-            instruction_runs,
-            slowdown_env,
-            tuple(copies),
-            tuple(run_all_on),
+            threshold=threshold,
+            thresholds=thresholds,
+            rounds=rounds,
+            confidence=float(confidence),
+            resamples=resamples,
+            seed=seed,
+            quantile=float(quantile),
+            instruction_threshold=instruction_threshold,
+            instruction_runs=instruction_runs,
+            instruction_spread=float(instruction_spread),
+            slowdown_env=slowdown_env,
+            copy_to_baseline=tuple(copies),
+            run_all_on=tuple(run_all_on),
         )
 
     def threshold_for(self, name: str) -> float:
