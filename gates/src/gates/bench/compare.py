@@ -43,8 +43,8 @@ NOTHING_TO_RUN = (4, 5)
 # coverage.py's switches that start its tracer in every Python process (its `subprocess` patch
 # and .pth file), inherited when the gate itself runs under coverage: counted under a tracer, a
 # benchmark's instructions are mostly the tracer's (several times as many, and noisier), so no
-# instruction run gets them. The timed rounds keep the caller's
-# environment: a tracer slows both sides alike, and their ratio is what the gate judges.
+# instruction run gets them. The timed rounds keep the caller's environment: a tracer slows
+# both sides alike, and their ratio is what the gate judges.
 TRACERS = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
 
 

@@ -143,7 +143,7 @@ def figures(report: Path, packages: Sequence[str]) -> Figures:
 
 def package_of(path: str, packages: Sequence[str]) -> str | None:
     """The measured package a file belongs to: the innermost directory named like one
-    (`backend/src/hangar/api/app.py` is `hangar`'s)."""
+    (`backend/src/shop/api/app.py` is `shop`'s)."""
     parts = Path(path).parts[:-1]
     for part in reversed(parts):
         if part in packages:
