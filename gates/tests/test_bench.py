@@ -139,6 +139,22 @@ def test_one_lucky_round_on_one_side_widens_the_interval_instead_of_deciding() -
     assert result.low < 1 / 1.1 < result.high
 
 
+@pytest.mark.parametrize(
+    ("ratio", "low", "high", "doubt", "verdict"),
+    [
+        (1.25, 1.05, 1.40, True, "same"),  # estimated beyond the threshold, not surely
+        (1.25, 1.11, 1.40, False, "slower"),  # surely beyond it: decided
+        (1.08, 0.95, 1.20, False, "same"),  # estimated within it
+        (0.80, 0.70, 0.85, False, "faster"),
+    ],
+)
+def test_a_benchmark_is_in_doubt_when_estimated_but_not_surely_beyond_its_threshold(
+    ratio: float, low: float, high: float, doubt: bool, verdict: str
+) -> None:
+    found = statistics.Comparison("t", 1.0, ratio, ratio, low, high, threshold=0.10)
+    assert (found.in_doubt, found.verdict) == (doubt, verdict)
+
+
 def test_quantile_interpolates_between_samples() -> None:
     assert statistics.quantile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.5
     assert statistics.quantile([4.0, 1.0, 3.0, 2.0], 0.0) == 1.0
@@ -176,6 +192,7 @@ def test_compare_all_uses_per_benchmark_thresholds_and_names_one_sided_benchmark
 def test_settings_defaults_and_per_benchmark_thresholds() -> None:
     settings = BenchSettings.from_table({"threshold": 0.2, "thresholds": {"test_x": 0.3}})
     assert (settings.rounds, settings.confidence, settings.quantile) == (5, 0.95, 0.1)
+    assert settings.max_rounds == 15
     assert settings.threshold_for("bench/test_a.py::test_x") == 0.3
     assert settings.threshold_for("bench/test_a.py::test_y") == 0.2
 
@@ -188,6 +205,8 @@ def test_settings_defaults_and_per_benchmark_thresholds() -> None:
         ({"thresholds": {"test_x": "10%"}}, "thresholds.test_x must be a fraction"),
         ({"thresholds": [1]}, "thresholds must map"),
         ({"rounds": 0}, "rounds must be an integer >= 1"),
+        ({"rounds": 6, "max_rounds": 5}, r"max_rounds must be an integer >= rounds \(6\)"),
+        ({"max_rounds": 2.5}, r"max_rounds must be an integer >= rounds \(5\)"),
         ({"resamples": 10}, "resamples must be an integer >= 100"),
         ({"confidence": 1.0}, "confidence must be"),
         ({"seed": "x"}, "seed must be an integer"),
@@ -197,6 +216,11 @@ def test_settings_defaults_and_per_benchmark_thresholds() -> None:
 def test_bad_settings_say_what_is_allowed(table: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         BenchSettings.from_table(table)
+
+
+def test_max_rounds_is_at_least_the_rounds_when_not_set() -> None:
+    assert BenchSettings.from_table({"rounds": 20}).max_rounds == 20
+    assert BenchSettings.from_table({"rounds": 3, "max_rounds": 3}).max_rounds == 3
 
 
 def test_the_repository_declares_a_valid_bench_gate() -> None:
@@ -334,8 +358,13 @@ class BenchShell:
         status: int = 1,
         instructions: Mapping[str, int] | None = None,
         noise: Mapping[tuple[str, int], float] | None = None,
+        candidate_rounds: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         self.root = root
+        # Per benchmark, a factor on the candidate's timings in its 1st, 2nd, … run (the last
+        # one repeats): the level of a noisy benchmark moving from round to round.
+        self.candidate_rounds = candidate_rounds or {}
+        self.runs: dict[tuple[str, str], int] = {}  # (side, benchmark): its runs so far
         # Per side and instruction run (1, 2, …), a factor on that run's counts: a run that
         # counted more than the side's quietest one.
         self.noise = noise or {}
@@ -380,21 +409,17 @@ class BenchShell:
         factor = self.slowdown if side == "candidate" else 1.0
         switch = self.switch(env)
         round_ = len(self.sides)
-        document = {
-            "benchmarks": [
-                {
-                    "fullname": f"bench/test_x.py::{name}",
-                    "stats": {
-                        "data": [
-                            x * factor * switch.get(name, 1.0)
-                            for x in samples(base, 20, seed=round_)
-                        ]
-                    },
-                }
-                for name, base in (("test_fast", 1e-4), ("test_slow", 2e-2))
-            ]
-        }
-        output.write_text(json.dumps(document))
+        chosen = [a.split("::", 1)[1] for a in argv if a.startswith("bench/test_x.py::")]
+        benchmarks = []
+        for name, base in (("test_fast", 1e-4), ("test_slow", 2e-2)):
+            if chosen and name not in chosen:
+                continue
+            run = self.runs[side, name] = self.runs.get((side, name), 0) + 1
+            levels = self.candidate_rounds.get(name, [1.0]) if side == "candidate" else [1.0]
+            level = factor * switch.get(name, 1.0) * levels[min(run, len(levels)) - 1]
+            data = [x * level for x in samples(base, 20, seed=round_)]
+            benchmarks.append({"fullname": f"bench/test_x.py::{name}", "stats": {"data": data}})
+        output.write_text(json.dumps({"benchmarks": benchmarks}))
         return 0
 
     @staticmethod
@@ -581,6 +606,70 @@ def test_a_25_percent_slower_candidate_fails_the_gate(make_project: Callable[...
         assert metrics["verdict"] == "slower"
         assert metrics["low"] > 1.10
     assert len(worktrees(root)) == 1
+
+
+def doubt_project(make_project: Callable[..., Path], max_rounds: int = 8) -> Path:
+    return two_commits(make_project(BENCH_PROJECT + f"max_rounds = {max_rounds}\n"))
+
+
+def rounds_run(shell: BenchShell, name: str) -> tuple[int, int]:
+    return shell.runs.get(("baseline", name), 0), shell.runs.get(("candidate", name), 0)
+
+
+def test_a_slowdown_in_doubt_after_the_rounds_runs_again_alone_until_surely_slower(
+    make_project: Callable[..., Path],
+) -> None:
+    """test_slow's candidate came out 1.05 then 1.50 times slower (about 1.25 on the whole, but
+    the interval reaches down to 1.05): it alone runs more rounds, at its true 1.25, until its
+    interval clears the threshold."""
+    root = doubt_project(make_project)
+    shell = BenchShell(root, candidate_rounds={"test_slow": [1.05, 1.50, 1.25]})
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    result = run_gate(gate, run_bench(root, shell), CHECKS)
+    assert result.outcome == "failed", result.summary
+    slow = result.metrics["benchmarks"]["bench/test_x.py::test_slow"]
+    assert (slow["verdict"], slow["low"] > 1.10) == ("slower", True)
+    assert 2 < slow["rounds"] <= 8
+    assert rounds_run(shell, "test_slow") == (slow["rounds"], slow["rounds"])
+    assert rounds_run(shell, "test_fast") == (2, 2)  # decided after the rounds: never again
+    assert result.metrics["benchmarks"]["bench/test_x.py::test_fast"]["rounds"] == 2
+    assert f"2 rounds (up to {slow['rounds']} for 1 in doubt)" in result.summary
+    assert "1 slower (test_slow)" in result.summary
+    log = (root / ".gates" / "runs" / "r1" / "bench-compare.log").read_text()
+    assert "round 3 of at most 8, in doubt: test_slow" in log
+    stored = root / ".gates" / "bench" / "r1"
+    assert (stored / f"candidate-{slow['rounds']}.json").is_file()
+    assert len(worktrees(root)) == 1
+
+
+def test_one_unlucky_round_puts_a_benchmark_in_doubt_and_more_rounds_clear_it(
+    make_project: Callable[..., Path],
+) -> None:
+    """The candidate's second round met a busy machine (1.8 times slower); the rounds after it
+    bring the estimate back under the threshold, and the verdict is "same"."""
+    root = doubt_project(make_project)
+    shell = BenchShell(root, candidate_rounds={"test_slow": [1.0, 1.8, 1.0]})
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    result = run_gate(gate, run_bench(root, shell), CHECKS)
+    assert result.outcome == "passed", result.summary
+    slow = result.metrics["benchmarks"]["bench/test_x.py::test_slow"]
+    assert slow["verdict"] == "same"
+    assert slow["ratio"] <= 1.10
+    assert 2 < slow["rounds"] < 8  # stopped once no longer in doubt, before the most allowed
+
+
+def test_max_rounds_bounds_the_rounds_of_a_benchmark_still_in_doubt(
+    make_project: Callable[..., Path],
+) -> None:
+    root = doubt_project(make_project, max_rounds=3)
+    shell = BenchShell(root, candidate_rounds={"test_slow": [1.0, 1.8, 1.0, 1.0, 1.0]})
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    result = run_gate(gate, run_bench(root, shell), CHECKS)
+    slow = result.metrics["benchmarks"]["bench/test_x.py::test_slow"]
+    assert (slow["rounds"], slow["verdict"]) == (3, "same")
+    assert slow["ratio"] > 1.10  # still in doubt: the gate does not fail on doubt
+    assert result.outcome == "passed"
+    assert rounds_run(shell, "test_slow") == (3, 3)
 
 
 @pytest.mark.parametrize("side", ["baseline", "candidate"])

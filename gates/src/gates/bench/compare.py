@@ -31,6 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gates.bench import instructions
+from gates.bench.affected import split_selection
 from gates.bench.instructions import InstructionComparison
 from gates.bench.settings import DEFAULT_SELECTION, BenchSettings
 from gates.bench.statistics import Comparison, compare_all
@@ -84,6 +85,7 @@ def table(comparisons: Sequence[Comparison], confidence: float, q: float) -> Tab
         result.add_column(column, justify="left" if column == "benchmark" else "right")
     result.add_column(f"{confidence:.0%} interval", justify="right")
     result.add_column("threshold", justify="right")
+    result.add_column("rounds", justify="right")
     result.add_column("verdict")
     style = {"slower": "bold red", "faster": "green", "same": ""}
     for c in comparisons:
@@ -95,6 +97,7 @@ def table(comparisons: Sequence[Comparison], confidence: float, q: float) -> Tab
             f"{c.ratio:.3f}",
             f"[{c.low:.3f}, {c.high:.3f}]",
             f"+{c.threshold:.0%}",
+            str(c.rounds),
             f"[{style[c.verdict]}]{c.verdict}[/]" if style[c.verdict] else c.verdict,
         )
     return result
@@ -242,6 +245,14 @@ def count_instructions(
     )
 
 
+def in_doubt(
+    samples: Mapping[str, Mapping[str, Sequence[Sequence[float]]]], settings: BenchSettings
+) -> list[str]:
+    """The benchmarks whose comparison so far is in doubt (`Comparison.in_doubt`)."""
+    comparisons, _ = compare_all(samples["baseline"], samples["candidate"], settings)
+    return [c.name for c in comparisons if c.in_doubt]
+
+
 def run_comparison(
     root: Path,
     baseline: str,
@@ -295,14 +306,15 @@ def run_comparison(
         )
         # Per side and benchmark, one list of timings per round.
         samples: dict[str, dict[str, list[list[float]]]] = {"baseline": {}, "candidate": {}}
-        for round_ in range(1, settings.rounds + 1):
+
+        def run_round(round_: int, chosen: Sequence[str]) -> None:
             for side in sides:
                 output = results / f"{side.label}-{round_}.json"
-                argv = pytest_argv(selection, output, settings.groups)
+                argv = pytest_argv(chosen, output, settings.groups)
                 status = shell(argv, cwd=side.cwd, log=log, env=side.environ, timeout=timeout)
                 if status in NOTHING_TO_RUN:
                     raise BenchError(
-                        f"the {side.label} side has no benchmarks matching {list(selection)} "
+                        f"the {side.label} side has no benchmarks matching {list(chosen)} "
                         f"(pytest exit status {status}); see {log}"
                     )
                 if status != 0:
@@ -312,6 +324,18 @@ def run_comparison(
                     )
                 for name, data in read_samples(output).items():
                     samples[side.label].setdefault(name, []).append(data)
+
+        for round_ in range(1, settings.rounds + 1):
+            run_round(round_, selection)
+        _, options = split_selection(root, selection)
+        for round_ in range(settings.rounds + 1, settings.max_rounds + 1 if settings.rounds else 0):
+            doubtful = in_doubt(samples, settings)
+            if not doubtful:
+                break
+            with log.open("a") as out:
+                out.write(f"round {round_} of at most {settings.max_rounds}, in doubt: ")
+                out.write(", ".join(name.rsplit("::", 1)[-1] for name in doubtful) + "\n")
+            run_round(round_, [*options, *doubtful])
         counted, counted_one_side = (
             count_instructions(
                 sides,

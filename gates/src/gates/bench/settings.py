@@ -24,6 +24,10 @@ class BenchSettings:
     threshold: float = 0.10
     thresholds: Mapping[str, float] = field(default_factory=dict)
     rounds: int = 5
+    # At most this many rounds for a benchmark in doubt (estimated beyond its threshold, but not
+    # surely: statistics.Comparison.in_doubt): after `rounds`, such benchmarks alone run again,
+    # both sides, a round at a time, until none is in doubt.
+    max_rounds: int = 15
     confidence: float = 0.95
     resamples: int = 2000
     seed: int = 0
@@ -76,6 +80,7 @@ class BenchSettings:
             "threshold",
             "thresholds",
             "rounds",
+            "max_rounds",
             "confidence",
             "resamples",
             "seed",
@@ -100,6 +105,7 @@ class BenchSettings:
             raise ConfigError("[tool.gates.bench] thresholds must map benchmark names to fractions")
         thresholds = {str(k): _fraction(f"thresholds.{k}", v) for k, v in raw.items()}
         rounds = table.get("rounds", defaults.rounds)
+        max_rounds = table.get("max_rounds", defaults.max_rounds)
         resamples = table.get("resamples", defaults.resamples)
         seed = table.get("seed", defaults.seed)
         instruction_runs = table.get("instruction_runs", defaults.instruction_runs)
@@ -110,6 +116,13 @@ class BenchSettings:
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ConfigError(f"[tool.gates.bench] {key} must be an integer >= {low}")
+        if "max_rounds" not in table:
+            max_rounds = max(max_rounds, rounds)
+        if not isinstance(max_rounds, int) or isinstance(max_rounds, bool) or max_rounds < rounds:
+            raise ConfigError(
+                f"[tool.gates.bench] max_rounds must be an integer >= rounds ({rounds}): the "
+                "most rounds a benchmark in doubt gets; equal to rounds, never more"
+            )
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError("[tool.gates.bench] seed must be an integer")
         confidence = table.get("confidence", defaults.confidence)
@@ -153,6 +166,7 @@ class BenchSettings:
             threshold=threshold,
             thresholds=thresholds,
             rounds=rounds,
+            max_rounds=max_rounds,
             confidence=float(confidence),
             resamples=resamples,
             seed=seed,

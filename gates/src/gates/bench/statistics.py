@@ -3,7 +3,9 @@
 Per benchmark and round, the ratio of a low quantile of the timings (candidate / baseline) is
 taken between the two runs of that round; the rounds' ratios are combined by their geometric
 mean and get a bootstrap confidence interval that resamples whole rounds (and the timings within
-them). A benchmark regresses only when the whole interval lies above 1 + its threshold.
+them). A benchmark regresses only when the whole interval lies above 1 + its threshold. One whose
+ratio lies beyond the threshold while its interval still reaches below it is in doubt: more rounds
+decide it (the gate runs them, up to `max_rounds`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Comparison:
     low: float
     high: float
     threshold: float
+    rounds: int = 0  # the rounds paired (0: not recorded)
 
     @property
     def verdict(self) -> Verdict:
@@ -52,6 +55,13 @@ class Comparison:
     @property
     def regressed(self) -> bool:
         return self.verdict == "slower"
+
+    @property
+    def in_doubt(self) -> bool:
+        """Estimated slower than the threshold allows, but not surely: the interval still
+        reaches below 1 + threshold. More rounds either raise its low end past the threshold
+        or bring the estimate back."""
+        return self.ratio > 1 + self.threshold and not self.regressed
 
     def as_metrics(self) -> dict[str, Any]:
         return {**asdict(self), "verdict": self.verdict}
@@ -108,7 +118,8 @@ def compare(
     high = ratios[round((1 - tail_share) * (resamples - 1))]
     b_time = quantile([x for b, _ in pairs for x in b], q)
     c_time = quantile([x for _, c in pairs for x in c], q)
-    return Comparison(name, b_time, c_time, mean_ratio(pairs, resample=False), low, high, threshold)
+    ratio = mean_ratio(pairs, resample=False)
+    return Comparison(name, b_time, c_time, ratio, low, high, threshold, len(pairs))
 
 
 def compare_all(

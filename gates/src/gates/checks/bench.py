@@ -106,8 +106,11 @@ def bench(gate: Gate, ctx: GateContext) -> GateResult:
         f"{c.name.rsplit('::', 1)[-1]} (instructions)" for c in outcome.instructions if c.regressed
     ]
     counted = f", {len(outcome.instructions)} instruction counts" if outcome.instructions else ""
+    again = [c for c in outcome.comparisons if c.rounds > settings.rounds]
+    more = f" (up to {max(c.rounds for c in again)} for {len(again)} in doubt)" if again else ""
     summary = (
-        f"{sides}: {len(outcome.comparisons)} benchmarks, {settings.rounds} rounds{counted}: "
+        f"{sides}: {len(outcome.comparisons)} benchmarks, {settings.rounds} rounds{more}"
+        f"{counted}: "
         + (f"{len(slower)} slower ({', '.join(slower)})" if slower else "no regression")
     )
     if not outcome.comparisons and unmeasured_only:

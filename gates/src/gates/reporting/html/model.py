@@ -198,7 +198,9 @@ def _benchmark(name: str, raw: object) -> Comparison | None:
     numbers = [v for v in values if v is not None]
     if len(numbers) != len(keys):
         return None
-    return Comparison(name, *numbers)
+    baseline_s, candidate_s, ratio, low, high, threshold = numbers
+    rounds = _number(raw.get("rounds"))  # absent from records made before it was stored
+    return Comparison(name, baseline_s, candidate_s, ratio, low, high, threshold, int(rounds or 0))
 
 
 def bench_runs(records: Sequence[Record], keys: set[tuple[str, str]]) -> list[BenchRun]:
