@@ -2,9 +2,11 @@
 clients, each holding its own `GET /api/v1/events` stream on its own TCP connection.
 
 What a round times: `POST /api/v1/machines` (not started) until every one of the 50 streams has
-received that machine's last event of the create (`… is stopped`). Every event of the create
-(provisioning, the operation, stopped) goes through the fan-out to all 50 streams, so the figure
-is what a dashboard with 50 open tabs waits for. The next round starts with the streams idle.
+received that machine's last event of the create (`create succeeded`, right after `… is
+stopped`). Every event of the create (provisioning, the operation, stopped, succeeded) goes
+through the fan-out to all 50 streams, so the figure is what a dashboard with 50 open tabs waits
+for. The next round starts with the streams idle: no event of this round is left to arrive and
+be read in the next round's time.
 The server is conftest.py's `server` (one per module; no fake latency here).
 """
 
@@ -30,7 +32,8 @@ Measure = Callable[..., Any]  # the `measure` fixture of conftest.py
 
 class Streams:
     """`CLIENTS` open event streams; `arrived[machine_id]` counts the streams that have seen
-    that machine's state event `stopped`, and `done[machine_id]` resolves when all of them have."""
+    that machine's last event of the create (`create succeeded`), and `done[machine_id]`
+    resolves when all of them have."""
 
     def __init__(self) -> None:
         self.arrived: dict[str, int] = {}
@@ -42,7 +45,7 @@ class Streams:
             future.set_result(None)
         return future
 
-    def _saw_stopped(self, machine_id: str) -> None:
+    def _saw_created(self, machine_id: str) -> None:
         self.arrived[machine_id] = self.arrived.get(machine_id, 0) + 1
         if self.arrived[machine_id] >= CLIENTS:
             self.future(machine_id)
@@ -55,8 +58,8 @@ class Streams:
                 if not line.startswith("data:"):
                     continue
                 event = json.loads(line[len("data:") :])
-                if event["kind"] == "state" and event["state"] == "stopped":
-                    self._saw_stopped(event["machine_id"])
+                if event["kind"] == "operation" and event["message"] == "create succeeded":
+                    self._saw_created(event["machine_id"])
 
 
 @contextlib.asynccontextmanager

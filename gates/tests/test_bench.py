@@ -211,11 +211,42 @@ def test_settings_defaults_and_per_benchmark_thresholds() -> None:
         ({"confidence": 1.0}, "confidence must be"),
         ({"seed": "x"}, "seed must be an integer"),
         ({"quantile": 0.9}, "quantile must be a number in"),
+        ({"quantiles": {"test_x": 0.7}}, r"quantiles.test_x must be a number in \[0, 0.5\]"),
+        ({"quantiles": [0.5]}, "quantiles must map benchmark names to quantiles"),
     ],
 )
 def test_bad_settings_say_what_is_allowed(table: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         BenchSettings.from_table(table)
+
+
+def bimodal(count: int, seed: int, factor: float = 1.0) -> list[float]:
+    """Timings with two modes, 50 and 100 ms; about a tenth of them in the fast one, so a 10 %
+    quantile lands in either mode from round to round."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible noise, not secrecy
+    return [
+        factor * (0.05 if rng.random() < 0.1 else 0.1) * rng.uniform(0.98, 1.02)
+        for _ in range(count)
+    ]
+
+
+def test_a_benchmark_with_two_modes_is_compared_by_its_own_quantile() -> None:
+    """A 25 % slowdown of a benchmark whose fast end flips between its two modes: its 10 %
+    quantiles scatter too much to be sure of anything, its medians show the slowdown."""
+    settings = BenchSettings.from_table({"quantiles": {"test_plug": 0.5}})
+    assert settings.quantile_for("bench/test_q.py::test_plug") == 0.5
+    assert settings.quantile_for("bench/test_q.py::test_other") == 0.1
+    baseline = [bimodal(10, seed=i) for i in range(5)]
+    candidate = [bimodal(10, seed=50 + i, factor=1.25) for i in range(5)]
+    by_fast_end = compare("test_plug", baseline, candidate, threshold=0.1, q=0.1)
+    assert by_fast_end.verdict == "same"
+    [by_median], _ = statistics.compare_all(
+        {"bench/test_q.py::test_plug": baseline},
+        {"bench/test_q.py::test_plug": candidate},
+        settings,
+    )
+    assert by_median.verdict == "slower"
+    assert by_median.ratio == pytest.approx(1.25, rel=0.03)
 
 
 def test_max_rounds_is_at_least_the_rounds_when_not_set() -> None:
@@ -260,6 +291,9 @@ def test_the_table_shows_every_column_and_verdict() -> None:
     assert "slower" in text
     assert "ms" in text
     assert "µs" in text
+    assert "rounds" in text
+    own = comparison.render(comparison.table(rows, 0.95, 0.1, {"b.py::test_slow[x]": 0.5}))
+    assert "(10% quantiles; medians of test_slow[x])" in own
 
 
 # ---------------------------------------------------------------- the worktree

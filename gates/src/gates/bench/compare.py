@@ -77,10 +77,22 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
-def table(comparisons: Sequence[Comparison], confidence: float, q: float) -> Table:
-    """Baseline, change, ratio, interval and verdict of each benchmark."""
-    which = "medians" if q == 0.5 else f"{q:.0%} quantiles"
-    result = Table(title=f"benchmarks: candidate against baseline ({which})")
+def _quantiles(q: float) -> str:
+    return "medians" if q == 0.5 else f"{q:.0%} quantiles"
+
+
+def table(
+    comparisons: Sequence[Comparison],
+    confidence: float,
+    q: float,
+    own: Mapping[str, float] | None = None,
+) -> Table:
+    """Baseline, change, ratio, interval and verdict of each benchmark; `own` names the
+    benchmarks compared by a quantile of their own, and which."""
+    which = _quantiles(q)
+    for name, quantile in (own or {}).items():
+        which += f"; {_quantiles(quantile)} of {name.rsplit('::', 1)[-1]}"
+    result = Table(title=Text(f"benchmarks: candidate against baseline ({which})"))
     for column in ("benchmark", "baseline", "candidate", "change", "ratio"):
         result.add_column(column, justify="left" if column == "benchmark" else "right")
     result.add_column(f"{confidence:.0%} interval", justify="right")
@@ -178,7 +190,12 @@ class BenchReport:
 
     def text(self, settings: BenchSettings) -> str:
         """The wall-time table, then the instruction table when there are counts."""
-        text = render(table(self.comparisons, settings.confidence, settings.quantile))
+        own = {
+            c.name: settings.quantile_for(c.name)
+            for c in self.comparisons
+            if settings.quantile_for(c.name) != settings.quantile
+        }
+        text = render(table(self.comparisons, settings.confidence, settings.quantile, own))
         if self.instructions:
             text += render(instructions.table(self.instructions))
         return text

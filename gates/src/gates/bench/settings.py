@@ -32,6 +32,9 @@ class BenchSettings:
     resamples: int = 2000
     seed: int = 0
     quantile: float = 0.1
+    # Per benchmark (test name or node id), its own quantile: 0.5 for one whose timings have
+    # two modes, where the fast end flips between them from round to round.
+    quantiles: Mapping[str, float] = field(default_factory=dict)
     # The cpu_bound benchmarks' instruction counts (callgrind runs on each side): a ratio
     # candidate / baseline above 1 + this is a regression.
     instruction_threshold: float = 0.02
@@ -85,6 +88,7 @@ class BenchSettings:
             "resamples",
             "seed",
             "quantile",
+            "quantiles",
             "slowdown_env",
             "copy_to_baseline",
             "run_all_on",
@@ -128,9 +132,14 @@ class BenchSettings:
         confidence = table.get("confidence", defaults.confidence)
         if not isinstance(confidence, int | float) or not 0.5 <= confidence < 1:
             raise ConfigError("[tool.gates.bench] confidence must be a number in [0.5, 1)")
-        quantile = table.get("quantile", defaults.quantile)
-        if not isinstance(quantile, int | float) or not 0 <= quantile <= 0.5:
-            raise ConfigError("[tool.gates.bench] quantile must be a number in [0, 0.5]")
+        quantile = _quantile("quantile", table.get("quantile", defaults.quantile))
+        raw = table.get("quantiles", {})
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                "[tool.gates.bench] quantiles must map benchmark names to quantiles, e.g. "
+                "{ test_disk_hot_plug = 0.5 }"
+            )
+        quantiles = {str(k): _quantile(f"quantiles.{k}", v) for k, v in raw.items()}
         slowdown_env = table.get("slowdown_env", defaults.slowdown_env)
         if not isinstance(slowdown_env, str):
             raise ConfigError(
@@ -170,7 +179,8 @@ class BenchSettings:
             confidence=float(confidence),
             resamples=resamples,
             seed=seed,
-            quantile=float(quantile),
+            quantile=quantile,
+            quantiles=quantiles,
             instruction_threshold=instruction_threshold,
             instruction_runs=instruction_runs,
             instruction_spread=float(instruction_spread),
@@ -183,6 +193,17 @@ class BenchSettings:
         """The benchmark's own threshold (by test name or full node id), else the default."""
         short = name.rsplit("::", 1)[-1]
         return self.thresholds.get(name, self.thresholds.get(short, self.threshold))
+
+    def quantile_for(self, name: str) -> float:
+        """The benchmark's own quantile (by test name or full node id), else the default."""
+        short = name.rsplit("::", 1)[-1]
+        return self.quantiles.get(name, self.quantiles.get(short, self.quantile))
+
+
+def _quantile(key: str, value: object) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 0.5:
+        raise ConfigError(f"[tool.gates.bench] {key} must be a number in [0, 0.5]")
+    return float(value)
 
 
 def _relative(path: object) -> bool:

@@ -136,7 +136,7 @@ def compare_all(
             baseline[name],
             candidate[name],
             threshold=settings.threshold_for(name),
-            q=settings.quantile,
+            q=settings.quantile_for(name),
             confidence=settings.confidence,
             resamples=settings.resamples,
             seed=settings.seed,
