@@ -29,7 +29,7 @@ from gates.bench.instructions import INSTRUCTIONS_VARIABLE, WINDOWS_FILE
 from gates.bench.settings import BenchSettings
 from gates.bench.statistics import compare
 from gates.checks import CHECKS
-from gates.engine.execution import GateContext, real_shell
+from gates.engine.execution import GateContext, GateResult, real_shell
 from gates.engine.history import History, Record
 from gates.engine.pipeline import Pipeline
 from gates.engine.runner import run_gate
@@ -650,18 +650,26 @@ def rounds_run(shell: BenchShell, name: str) -> tuple[int, int]:
     return shell.runs.get(("baseline", name), 0), shell.runs.get(("candidate", name), 0)
 
 
+def compare_in_doubt(
+    make_project: Callable[..., Path], levels: Sequence[float], max_rounds: int = 8
+) -> tuple[Path, BenchShell, GateResult, dict[str, Any]]:
+    """The gate on a project with 2 rounds, test_slow's candidate at `levels` round by round:
+    the project, the shell, the gate's result and test_slow's figures."""
+    root = doubt_project(make_project, max_rounds)
+    shell = BenchShell(root, candidate_rounds={"test_slow": levels})
+    gate = Pipeline.load(root).phase("bench").gates[0]
+    result = run_gate(gate, run_bench(root, shell), CHECKS)
+    return root, shell, result, result.metrics["benchmarks"]["bench/test_x.py::test_slow"]
+
+
 def test_a_slowdown_in_doubt_after_the_rounds_runs_again_alone_until_surely_slower(
     make_project: Callable[..., Path],
 ) -> None:
     """test_slow's candidate came out 1.05 then 1.50 times slower (about 1.25 on the whole, but
     the interval reaches down to 1.05): it alone runs more rounds, at its true 1.25, until its
     interval clears the threshold."""
-    root = doubt_project(make_project)
-    shell = BenchShell(root, candidate_rounds={"test_slow": [1.05, 1.50, 1.25]})
-    gate = Pipeline.load(root).phase("bench").gates[0]
-    result = run_gate(gate, run_bench(root, shell), CHECKS)
+    root, shell, result, slow = compare_in_doubt(make_project, [1.05, 1.50, 1.25])
     assert result.outcome == "failed", result.summary
-    slow = result.metrics["benchmarks"]["bench/test_x.py::test_slow"]
     assert (slow["verdict"], slow["low"] > 1.10) == ("slower", True)
     assert 2 < slow["rounds"] <= 8
     assert rounds_run(shell, "test_slow") == (slow["rounds"], slow["rounds"])
@@ -681,12 +689,8 @@ def test_one_unlucky_round_puts_a_benchmark_in_doubt_and_more_rounds_clear_it(
 ) -> None:
     """The candidate's second round met a busy machine (1.8 times slower); the rounds after it
     bring the estimate back under the threshold, and the verdict is "same"."""
-    root = doubt_project(make_project)
-    shell = BenchShell(root, candidate_rounds={"test_slow": [1.0, 1.8, 1.0]})
-    gate = Pipeline.load(root).phase("bench").gates[0]
-    result = run_gate(gate, run_bench(root, shell), CHECKS)
+    _, _, result, slow = compare_in_doubt(make_project, [1.0, 1.8, 1.0])
     assert result.outcome == "passed", result.summary
-    slow = result.metrics["benchmarks"]["bench/test_x.py::test_slow"]
     assert slow["verdict"] == "same"
     assert slow["ratio"] <= 1.10
     assert 2 < slow["rounds"] < 8  # stopped once no longer in doubt, before the most allowed
@@ -695,11 +699,7 @@ def test_one_unlucky_round_puts_a_benchmark_in_doubt_and_more_rounds_clear_it(
 def test_max_rounds_bounds_the_rounds_of_a_benchmark_still_in_doubt(
     make_project: Callable[..., Path],
 ) -> None:
-    root = doubt_project(make_project, max_rounds=3)
-    shell = BenchShell(root, candidate_rounds={"test_slow": [1.0, 1.8, 1.0, 1.0, 1.0]})
-    gate = Pipeline.load(root).phase("bench").gates[0]
-    result = run_gate(gate, run_bench(root, shell), CHECKS)
-    slow = result.metrics["benchmarks"]["bench/test_x.py::test_slow"]
+    _, shell, result, slow = compare_in_doubt(make_project, [1.0, 1.8, 1.0, 1.0, 1.0], 3)
     assert (slow["rounds"], slow["verdict"]) == (3, "same")
     assert slow["ratio"] > 1.10  # still in doubt: the gate does not fail on doubt
     assert result.outcome == "passed"
