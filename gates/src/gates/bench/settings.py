@@ -125,7 +125,7 @@ class BenchSettings:
         if not isinstance(max_rounds, int) or isinstance(max_rounds, bool) or max_rounds < rounds:
             raise ConfigError(
                 f"[tool.gates.bench] max_rounds must be an integer >= rounds ({rounds}): the "
-                "most rounds a benchmark in doubt gets; equal to rounds, never more"
+                "most rounds a benchmark in doubt gets (set it to rounds for no extra round)"
             )
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError("[tool.gates.bench] seed must be an integer")
