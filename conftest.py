@@ -13,6 +13,9 @@ import pytest
 
 from gates.tiers import Tier, Tiers
 
+# A test stuck past its timeout, where the timeout's exception is swallowed, ends the run.
+pytest_plugins = ["testkit.backstop"]
+
 ROOT = Path(__file__).parent
 TIERS = Tiers.load(ROOT).tested
 TIER_NAMES = frozenset(tier.name for tier in TIERS)
