@@ -24,8 +24,8 @@ class BenchSettings:
     threshold: float = 0.10
     thresholds: Mapping[str, float] = field(default_factory=dict)
     rounds: int = 5
-    # At most this many rounds for a benchmark in doubt (estimated beyond its threshold, but not
-    # surely: statistics.Comparison.in_doubt): after `rounds`, such benchmarks alone run again,
+    # At most this many rounds for a benchmark in doubt (maybe beyond its threshold, not surely:
+    # statistics.Comparison.in_doubt): after `rounds`, such benchmarks alone run again,
     # both sides, a round at a time, until none is in doubt.
     max_rounds: int = 15
     confidence: float = 0.95

@@ -4,8 +4,9 @@ Per benchmark and round, the ratio of a low quantile of the timings (candidate /
 taken between the two runs of that round; the rounds' ratios are combined by their geometric
 mean and get a bootstrap confidence interval that resamples whole rounds (and the timings within
 them). A benchmark regresses only when the whole interval lies above 1 + its threshold. One whose
-ratio lies beyond the threshold while its interval still reaches below it is in doubt: more rounds
-decide it (the gate runs them, up to `max_rounds`).
+ratio lies beyond the threshold while its interval still reaches below it is in doubt, and so is
+one surely slower (its whole interval above 1) whose interval reaches beyond the threshold: more
+rounds decide it (the gate runs them, up to `max_rounds`).
 """
 
 from __future__ import annotations
@@ -58,10 +59,13 @@ class Comparison:
 
     @property
     def in_doubt(self) -> bool:
-        """Estimated slower than the threshold allows, but not surely: the interval still
-        reaches below 1 + threshold. More rounds either raise its low end past the threshold
-        or bring the estimate back."""
-        return self.ratio > 1 + self.threshold and not self.regressed
+        """Maybe slower than the threshold allows, not surely: estimated beyond it, or surely
+        slower (the whole interval above 1) with the interval reaching beyond it. More rounds
+        either raise its low end past the threshold or bring it back within."""
+        if self.regressed:
+            return False
+        beyond = 1 + self.threshold
+        return self.ratio > beyond or (self.low > 1 and self.high > beyond)
 
     def as_metrics(self) -> dict[str, Any]:
         return {**asdict(self), "verdict": self.verdict}
