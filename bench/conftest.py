@@ -2,7 +2,7 @@
 with the fake provider (no latency) on a fresh SQLite file, the real `qemu` provider of the shared
 QEMU harness (`testkit.qemu`: run id, sweeper, watchdog, teardown, the cached `tiny` image), and
 `measure` (`testkit.bench`), the one way a benchmark times its code, slowed down on request by
-`HANGAR_BENCH_SLOWDOWN` for the gate's self-checks, and a live `hangar serve` per module.
+`HANGAR_BENCH_SLOWDOWN` for the gate's self-checks, and live `hangar serve` processes per module.
 
 Two kinds of test live here, and each is one or the other: a benchmark times its code with
 `measure` (the bench gate compares it with the baseline), a load test is marked `load`, asserts
@@ -34,7 +34,7 @@ from testkit.bench import SLOWDOWN_VARIABLE, measure
 from testkit.load import REPORTS
 from testkit.qemu import qemu, run_dir, tiny_image, watchdog
 from testkit.runs import RUN_TAG
-from testkit.server import LiveServer, running
+from testkit.server import LiveServer, running_all
 
 # Fixtures defined in the test kit: `measure` (testkit.bench) and the QEMU harness (testkit.qemu).
 __all__ = ["measure", "qemu", "qemu_purpose", "run_dir", "tiny_image", "watchdog"]
@@ -99,16 +99,30 @@ def qemu_purpose() -> str:
 
 
 @pytest.fixture(scope="module")
-def server(
+def servers(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    """One `hangar serve` process for the module (fake provider; its latency is the module's
-    `FAKE_LATENCY_S`, else none), stopped by PID, also when the run is interrupted."""
+) -> Iterator[list[LiveServer]]:
+    """The module's `hangar serve` processes — `SERVERS` of them (default 1), each on its own
+    data dir, started side by side (fake provider; its latency is the module's `FAKE_LATENCY_S`,
+    else none), stopped by PID, also when the run is interrupted."""
     latency = float(getattr(request.module, "FAKE_LATENCY_S", 0.0))
-    data_dir = tmp_path_factory.mktemp(f"{RUN_TAG}-{request.module.__name__}")  # swept if killed
-    live = LiveServer(data_dir=data_dir, fake_latency_s=latency)
-    with running(live):
-        yield live
+    count = int(getattr(request.module, "SERVERS", 1))
+    name = request.module.__name__
+    lives = [
+        LiveServer(
+            data_dir=tmp_path_factory.mktemp(f"{RUN_TAG}-{name}"),  # swept if killed
+            fake_latency_s=latency,
+        )
+        for _ in range(count)
+    ]
+    with running_all(lives):
+        yield lives
+
+
+@pytest.fixture(scope="module")
+def server(servers: list[LiveServer]) -> LiveServer:
+    """The module's first (usually only) `hangar serve` process."""
+    return servers[0]
 
 
 @pytest.fixture(scope="session")

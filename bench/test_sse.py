@@ -1,13 +1,19 @@
-"""SSE fan-out over real HTTP: a `hangar serve` process (fake provider, no latency) and 50
-clients, each holding its own `GET /api/v1/events` stream on its own TCP connection.
+"""SSE fan-out over real HTTP: `hangar serve` processes (fake provider, no latency), each with 50
+clients holding their own `GET /api/v1/events` stream on their own TCP connection.
 
-What a round times: `POST /api/v1/machines` (not started) until every one of the 50 streams has
-received that machine's last event of the create (`create succeeded`, right after `… is
-stopped`). Every event of the create (provisioning, the operation, stopped, succeeded) goes
+What a round times: `POST /api/v1/machines` (not started) until every one of the server's 50
+streams has received that machine's last event of the create (`create succeeded`, right after
+`… is stopped`). Every event of the create (provisioning, the operation, stopped, succeeded) goes
 through the fan-out to all 50 streams, so the figure is what a dashboard with 50 open tabs waits
 for. The next round starts with the streams idle: no event of this round is left to arrive and
 be read in the next round's time.
-The server is conftest.py's `server` (one per module; no fake latency here).
+
+The rounds take the `SERVERS` servers in turn (conftest.py's `servers`, started side by side):
+this figure's level moves from server process to server process by about 8 % (and as much
+between two sets of streams), so one server per run made a run's 10 % quantile a draw of one
+level. Measured here, 8 runs each way, alternately: one server and 90 rounds gave 10 %
+quantiles with a spread (standard deviation of their logarithms) of 0.106, three servers taken
+in turn 0.058, at about twice the run's time (13 s against 7 s).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import contextlib
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +32,9 @@ import httpx
 from testkit.load import open_clients
 from testkit.server import LiveServer
 
-CLIENTS = 50
+CLIENTS = 50  # streams per server
+SERVERS = 3  # read by conftest.py's `servers`
+ROUNDS_PER_SERVER = 30
 ROUND_TIMEOUT_S = 30.0
 Measure = Callable[..., Any]  # the `measure` fixture of conftest.py
 
@@ -76,38 +85,68 @@ async def open_streams(server: LiveServer, cookies: httpx.Cookies) -> AsyncItera
         yield streams
 
 
-def test_sse_fan_out_http(
-    server: LiveServer, loop: asyncio.Runner, measure: Measure, tmp_path: Path
-) -> None:
-    """Create a machine through the API; time until all 50 SSE streams have its last event."""
-    names = (f"sse-{n}" for n in itertools.count())
+@dataclass
+class Fanned:
+    """One server's logged-in API client and its open streams."""
 
-    async def log_in() -> tuple[httpx.AsyncClient, httpx.Cookies]:
-        api = httpx.AsyncClient(base_url=server.url, timeout=ROUND_TIMEOUT_S)
-        response = await api.post(
-            "/api/v1/auth/login",
-            json={"username": server.admin.username, "password": server.admin.password},
-        )
-        assert response.status_code == 200, response.text
-        api.headers["X-CSRF-Token"] = response.json()["csrf_token"]
-        return api, api.cookies
+    api: httpx.AsyncClient
+    streams: Streams
+    context: contextlib.AbstractAsyncContextManager[Streams]
 
-    api, cookies = loop.run(log_in())
-    streams_context = open_streams(server, cookies)
-    streams = loop.run(streams_context.__aenter__())
 
-    async def create_and_fan_out() -> None:
-        body = {"name": next(names), "provider": "fake", "image": "debian-12", "start": False}
-        body |= {"cpus": 1, "memory_mb": 256}
-        response = await api.post("/api/v1/machines", json=body)
-        assert response.status_code == 202, response.text
-        machine_id = response.json()["machine"]["id"]
-        await asyncio.wait_for(streams.future(machine_id), ROUND_TIMEOUT_S)
-
+async def fan(server: LiveServer) -> Fanned:
+    """Log in to `server` (cookie and CSRF header set) and open its streams."""
+    api = httpx.AsyncClient(base_url=server.url, timeout=ROUND_TIMEOUT_S)
+    response = await api.post(
+        "/api/v1/auth/login",
+        json={"username": server.admin.username, "password": server.admin.password},
+    )
+    assert response.status_code == 200, response.text
+    api.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+    context = open_streams(server, api.cookies)
     try:
-        measure(lambda: loop.run(create_and_fan_out()), rounds=30)
-        # Every machine's last event reached every stream exactly once.
-        assert set(streams.arrived.values()) == {CLIENTS}, streams.arrived
+        streams = await context.__aenter__()
+    except BaseException:
+        await api.aclose()
+        raise
+    return Fanned(api, streams, context)
+
+
+def test_sse_fan_out_http(
+    servers: list[LiveServer], loop: asyncio.Runner, measure: Measure, tmp_path: Path
+) -> None:
+    """Create a machine through the API of each server in turn; time until all 50 SSE streams
+    of that server have its last event."""
+    names = (f"sse-{n}" for n in itertools.count())
+    fanned: list[Fanned] = []
+    try:
+        for server in servers:
+            fanned.append(loop.run(fan(server)))
+        turns = itertools.cycle(fanned)
+        calls = 0
+
+        async def create_and_fan_out() -> None:
+            nonlocal calls
+            calls += 1
+            one = next(turns)
+            body = {"name": next(names), "provider": "fake", "image": "debian-12", "start": False}
+            body |= {"cpus": 1, "memory_mb": 256}
+            response = await one.api.post("/api/v1/machines", json=body)
+            assert response.status_code == 202, response.text
+            machine_id = response.json()["machine"]["id"]
+            await asyncio.wait_for(one.streams.future(machine_id), ROUND_TIMEOUT_S)
+
+        # The warm-up rounds take each server once too.
+        rounds = ROUNDS_PER_SERVER * len(servers)
+        measure(lambda: loop.run(create_and_fan_out()), rounds=rounds, warmup_rounds=len(servers))
+        # Every machine's last event reached every stream of its server exactly once, and every
+        # server had its share of the rounds.
+        for one in fanned:
+            assert all(n == CLIENTS for n in one.streams.arrived.values()), one.streams.arrived
+        created = [len(one.streams.arrived) for one in fanned]
+        assert sum(created) == calls, (created, calls)
+        assert max(created) - min(created) <= 1, created
     finally:
-        loop.run(streams_context.__aexit__(None, None, None))
-        loop.run(api.aclose())
+        for one in reversed(fanned):
+            loop.run(one.context.__aexit__(None, None, None))
+            loop.run(one.api.aclose())

@@ -1,6 +1,7 @@
 """The live-server launcher against stand-ins for `hangar serve` (small Python programs): the
 port is read back from the log, readiness is `/ready`, a server that dies says why with its log,
-stop() ends it, and a data dir without the run's tag is refused."""
+stop() ends it, several start side by side and all stop when one cannot start, and a data dir
+without the run's tag is refused."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from testkit import runs
-from testkit.server import LiveServer, ServerStartError
+from testkit.server import LiveServer, ServerStartError, running_all
 
 # Listens on a port the kernel picks, logs it as uvicorn does, answers /ready with 200, and ends
 # on SIGINT as uvicorn does: it installs its own handler, so a SIGINT its parent ignored (a
@@ -86,3 +87,24 @@ def test_the_environment_names_the_data_dir_and_drops_the_callers_hangar_setting
 def test_a_data_dir_without_the_run_tag_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="must lie in a dir named with the run's tag"):
         LiveServer(tmp_path / "data")
+
+
+def test_running_all_starts_servers_side_by_side_and_stops_each(data_dir: Path) -> None:
+    servers = [StandIn(data_dir.parent / f"data-{n}", viewer=None) for n in range(3)]
+    with running_all(servers) as started:
+        assert started == servers
+        processes = [server.process for server in servers]
+        assert all(process is not None and process.poll() is None for process in processes)
+        assert len({server.port for server in servers}) == 3
+    assert all(process is not None and process.poll() is not None for process in processes)
+    assert all(server.process is None for server in servers)
+
+
+def test_running_all_stops_every_server_when_one_cannot_start(data_dir: Path) -> None:
+    good = StandIn(data_dir.parent / "good", viewer=None)
+    bad = StandIn(data_dir.parent / "bad", viewer=None, program=DIES)
+    failed = pytest.raises(pytest.fail.Exception, match="exited with status 3")
+    with failed, running_all([good, bad]):
+        pytest.fail("entered although a server did not start")
+    assert good.process is None  # started, then stopped
+    assert good.port > 0

@@ -23,7 +23,8 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from testkit import runs
 from testkit.client import ApiClient
 from testkit.waiting import NotYet, WaitTimeoutError, retry
 
-__all__ = ["LiveServer", "ServerStartError", "User", "hangar_command", "running"]
+__all__ = ["LiveServer", "ServerStartError", "User", "hangar_command", "running", "running_all"]
 
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 10.0
@@ -228,12 +229,32 @@ def running(server: LiveServer) -> Iterator[LiveServer]:
     """A fixture's live server: started (one that does not start fails the test in one line,
     with its log's tail), stopped by PID at the end — and at interpreter exit too, when the
     session is interrupted before the fixture's end."""
-    atexit.register(server.stop)
+    with running_all([server]) as (live,):
+        yield live
+
+
+@contextlib.contextmanager
+def running_all(servers: Sequence[LiveServer]) -> Iterator[list[LiveServer]]:
+    """`running` for several servers, started side by side (a server's start is mostly its
+    imports, so two cores start three in about the time of two in a row). When one does not
+    start, every one is stopped and the test fails with the first one's error."""
+    servers = list(servers)
+    for server in servers:
+        atexit.register(server.stop)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
+            failures = [error for error in pool.map(_start, servers) if error is not None]
+        if failures:
+            pytest.fail(str(failures[0]), pytrace=False)
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _start(server: LiveServer) -> ServerStartError | None:
     try:
         server.start()
     except ServerStartError as error:
-        pytest.fail(str(error), pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+        return error
+    return None
