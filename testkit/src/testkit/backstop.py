@@ -25,11 +25,9 @@ import threading
 import pytest
 
 EXIT_STATUS = 1
+GRACE_S = 30.0  # beyond twice the timeout; see grace()
 DEBUGGERS = ("pydevd", "bdb", "debugpy")  # modules whose trace function is a debugger's
 _TIMERS = pytest.StashKey[threading.Timer]()
-
-
-GRACE_S = 30.0
 
 
 def grace(timeout: float) -> float:
@@ -58,8 +56,9 @@ def fire(item: pytest.Item, after: float) -> None:
             capture.suspend_global_capture(in_=True)
         sys.stderr.write(
             f"\n{'+' * 20} backstop {'+' * 20}\n"
-            f"{item.nodeid} is still running {after:.0f} s after it started, although its "
-            "timeout failed it (the SIGALRM handler's exception was swallowed where it ran).\n"
+            f"{item.nodeid} is still running {after:.0f} s after it started: its timeout did "
+            "not stop it (the SIGALRM handler's exception was swallowed where it ran, or the "
+            "test's teardown is stuck too).\n"
             "The stacks of every thread:\n"
         )
         sys.stderr.flush()
