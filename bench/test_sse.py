@@ -23,7 +23,6 @@ import contextlib
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,31 +84,21 @@ async def open_streams(server: LiveServer, cookies: httpx.Cookies) -> AsyncItera
         yield streams
 
 
-@dataclass
-class Fanned:
-    """One server's logged-in API client and its open streams."""
-
-    api: httpx.AsyncClient
-    streams: Streams
-    context: contextlib.AbstractAsyncContextManager[Streams]
+Fanned = tuple[httpx.AsyncClient, Streams]  # one server's logged-in API client, its streams
 
 
-async def fan(server: LiveServer) -> Fanned:
-    """Log in to `server` (cookie and CSRF header set) and open its streams."""
-    api = httpx.AsyncClient(base_url=server.url, timeout=ROUND_TIMEOUT_S)
+async def fan(server: LiveServer, stack: contextlib.AsyncExitStack) -> Fanned:
+    """Log in to `server` (cookie and CSRF header set) and open its streams; `stack` closes both."""
+    api = await stack.enter_async_context(
+        httpx.AsyncClient(base_url=server.url, timeout=ROUND_TIMEOUT_S)
+    )
     response = await api.post(
         "/api/v1/auth/login",
         json={"username": server.admin.username, "password": server.admin.password},
     )
     assert response.status_code == 200, response.text
     api.headers["X-CSRF-Token"] = response.json()["csrf_token"]
-    context = open_streams(server, api.cookies)
-    try:
-        streams = await context.__aenter__()
-    except BaseException:
-        await api.aclose()
-        raise
-    return Fanned(api, streams, context)
+    return api, await stack.enter_async_context(open_streams(server, api.cookies))
 
 
 def test_sse_fan_out_http(
@@ -118,35 +107,32 @@ def test_sse_fan_out_http(
     """Create a machine through the API of each server in turn; time until all 50 SSE streams
     of that server have its last event."""
     names = (f"sse-{n}" for n in itertools.count())
-    fanned: list[Fanned] = []
+    stack = contextlib.AsyncExitStack()
     try:
-        for server in servers:
-            fanned.append(loop.run(fan(server)))
+        fanned = [loop.run(fan(server, stack)) for server in servers]
         turns = itertools.cycle(fanned)
         calls = 0
 
         async def create_and_fan_out() -> None:
             nonlocal calls
             calls += 1
-            one = next(turns)
+            api, streams = next(turns)
             body = {"name": next(names), "provider": "fake", "image": "debian-12", "start": False}
             body |= {"cpus": 1, "memory_mb": 256}
-            response = await one.api.post("/api/v1/machines", json=body)
+            response = await api.post("/api/v1/machines", json=body)
             assert response.status_code == 202, response.text
             machine_id = response.json()["machine"]["id"]
-            await asyncio.wait_for(one.streams.future(machine_id), ROUND_TIMEOUT_S)
+            await asyncio.wait_for(streams.future(machine_id), ROUND_TIMEOUT_S)
 
         # The warm-up rounds take each server once too.
         rounds = ROUNDS_PER_SERVER * len(servers)
         measure(lambda: loop.run(create_and_fan_out()), rounds=rounds, warmup_rounds=len(servers))
         # Every machine's last event reached every stream of its server exactly once, and every
         # server had its share of the rounds.
-        for one in fanned:
-            assert all(n == CLIENTS for n in one.streams.arrived.values()), one.streams.arrived
-        created = [len(one.streams.arrived) for one in fanned]
+        for _, streams in fanned:
+            assert all(n == CLIENTS for n in streams.arrived.values()), streams.arrived
+        created = [len(streams.arrived) for _, streams in fanned]
         assert sum(created) == calls, (created, calls)
         assert max(created) - min(created) <= 1, created
     finally:
-        for one in reversed(fanned):
-            loop.run(one.context.__aexit__(None, None, None))
-            loop.run(one.api.aclose())
+        loop.run(stack.aclose())
