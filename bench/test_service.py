@@ -123,7 +123,7 @@ def test_serialize_machine_page(measure: Measure) -> None:
     endpoint does after its query, without the ASGI stack and the database around it.
 
     cpu_bound: pure pydantic work on fixed data in one thread. Single instruction runs of one
-    commit counted 740,969,917 to 748,777,702 instructions for 20 pages (1.05 %: where the
+    commit counted 741,085,506 to 758,075,565 instructions for 20 pages (2.3 %: where the
     interpreter's attribute cache collides moves with the memory layout); the gate compares the
     fewest of three runs per side."""
     created = datetime(2026, 1, 1, tzinfo=UTC)

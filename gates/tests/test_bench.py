@@ -593,7 +593,8 @@ def test_no_instruction_run_counts_under_a_coverage_tracer_the_gate_inherited(
     result = run_gate(gate, ctx, CHECKS)
     assert result.outcome == "passed", result.summary
     counted = [env for _, env in shell.instruction_runs]
-    assert len(counted) == 2  # one round: equal counts settle the verdict
+    # Three rounds: "same" never settles early (the default spread is wider than the threshold).
+    assert len(counted) == 6
     assert not [env for env in counted if {*env} & tracers]
     # The timed rounds keep the caller's environment: a tracer slows both sides alike.
     assert len(shell.environs) == 4

@@ -133,7 +133,16 @@ def test_the_instruction_run_pins_hash_seed_and_address_layout(tmp_path: Path) -
         "PYTHONPATH": str(tmp_path / "plugin"),
         "PYTHONHASHSEED": "0",
         INSTRUCTIONS_VARIABLE: str(tmp_path),
+        instructions.LAYOUT_VARIABLE: "",
     }
+
+
+def test_each_run_of_a_side_starts_from_its_own_layout_padding(tmp_path: Path) -> None:
+    pads = [
+        instructions.environment({}, tmp_path, run)[instructions.LAYOUT_VARIABLE]
+        for run in (1, 2, 3)
+    ]
+    assert [len(pad) for pad in pads] == [0, 24, 48]
 
 
 REGISTERED = '[tool.pytest.ini_options]\nstrict = true\nmarkers = ["cpu_bound: c"]\n'
@@ -195,6 +204,7 @@ class RecordingShell:
 
     def __init__(self, at_once: int = 2, counts: Mapping[tuple[str, int], int] | None = None):
         self.started: list[str] = []
+        self.layouts: dict[str, str] = {}  # side/run-N: its layout padding
         self.running = 0
         self.most = 0
         self.lock = threading.Lock()
@@ -207,6 +217,7 @@ class RecordingShell:
         directory = Path(env[INSTRUCTIONS_VARIABLE])
         with self.lock:
             self.started.append(f"{cwd.name}/{directory.name}")
+            self.layouts[f"{cwd.name}/{directory.name}"] = env[instructions.LAYOUT_VARIABLE]
             self.running += 1
             self.most = max(self.most, self.running)
         self.together.wait(timeout=30)
@@ -241,6 +252,10 @@ def test_the_runs_of_both_sides_go_side_by_side_each_into_its_own_folder(tmp_pat
     ]
     assert shell.most == 2
     assert [instructions.runs_made(side) for side in sides] == [3, 3]
+    # Each round its own layout, the same on both sides.
+    pads = [shell.layouts[f"baseline/run-{n}"] for n in (1, 2, 3)]
+    assert len(set(pads)) == 3
+    assert pads == [shell.layouts[f"candidate/run-{n}"] for n in (1, 2, 3)]
 
 
 def test_a_side_without_cpu_bound_benchmarks_ends_the_runs_after_the_first_round(
@@ -307,8 +322,8 @@ def test_settled_when_both_ends_of_what_more_runs_can_find_get_one_verdict(
     assert instructions.settled(baseline, candidate, 0.02, 0.0)
 
 
-def test_instruction_spread_defaults_to_one_and_a_half_percent_and_is_validated() -> None:
-    assert BenchSettings.from_table({}).instruction_spread == 0.015
+def test_instruction_spread_defaults_to_two_and_a_half_percent_and_is_validated() -> None:
+    assert BenchSettings.from_table({}).instruction_spread == 0.025
     assert BenchSettings.from_table({"instruction_spread": 0}).instruction_spread == 0.0
     assert BenchSettings.from_table({"instruction_spread": 0.05}).instruction_spread == 0.05
     for bad in (-0.01, 1, "1%", True):

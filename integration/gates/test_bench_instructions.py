@@ -8,7 +8,7 @@ Counted twice the way the gate counts a side when the first rounds do not settle
 instructions of three runs), that commit must agree with itself within half the gate's
 `instruction_threshold` (1 %) for every cpu_bound benchmark, the room the threshold needs; and
 each of the six single runs must land within `instruction_spread` of the lowest, which the gate
-assumes when it stops after fewer runs (single runs differed by up to 1.05 %: docs/gates.md). A
+assumes when it stops after fewer runs (single runs differed by up to 2.3 %: docs/gates.md). A
 commit that makes the state machine's `check` do about 5 % more work must be caught by the
 instruction metric of the gate's comparison.
 """

@@ -16,12 +16,14 @@ the interpreter's attribute cache). What cannot be pinned remains: where objects
 differs from run to run (compiled extensions seed hash tables at random, threads interleave),
 and CPython's attribute cache is indexed by the addresses of attribute names, so a run whose hot
 lookups collide there is slower for its whole life. Single runs of one commit differed by up to
-1 % (docs/gates.md has the figures), always upwards of the most common, lowest level. So each
+2.3 % (docs/gates.md has the figures), always upwards of the most common, lowest level. So each
 side runs up to `instruction_runs` times (default 3), one run per side and round, side by side up
 to the number of cores (an instruction count does not depend on load), and each benchmark's
 fewest instructions over its side's runs is compared: no interval; the ratio candidate /
-baseline is held against `instruction_threshold`. The rounds stop early once no verdict could
-change: more runs only lower a side's counts, by at most `instruction_spread` (`settled`).
+baseline is held against `instruction_threshold`. Each run of a side gets a padding of its own
+length in its environment (`LAYOUT_VARIABLE`), which moves the layout, so that its runs are
+separate draws. The rounds stop early once no verdict could change: more runs only lower a
+side's counts, by at most `instruction_spread` (`settled`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ from gates.errors import GatesError
 # Read by testkit.bench's `measure`: where the windows' sidecar goes (set = instruction mode).
 INSTRUCTIONS_VARIABLE = "TESTKIT_BENCH_INSTRUCTIONS"
 WINDOWS_FILE = "windows.txt"
+# Moves where the interpreter's objects land, one step per run: without it a side's later runs
+# (byte code cached by the first) repeat one layout, and the fewest of three would be the
+# fewest of two. The same run of either side gets the same padding.
+LAYOUT_VARIABLE = "GATES_INSTRUCTION_LAYOUT"
+LAYOUT_PAD = "." * 24
 MARKER = "cpu_bound"
 # Keeps the benchmarks marked cpu_bound, by a plugin rather than `-m cpu_bound`: pytest refuses
 # `-m` with a marker the project never registered (a project without cpu_bound benchmarks then
@@ -146,11 +153,15 @@ def with_plugin(environ: Mapping[str, str], where: Path) -> dict[str, str]:
     return {**environ, "PYTHONPATH": os.pathsep.join(path)}
 
 
-def environment(environ: Mapping[str, str], directory: Path) -> dict[str, str]:
+def environment(environ: Mapping[str, str], directory: Path, run: int = 1) -> dict[str, str]:
+    """The environment of a side's `run`-th instruction run: the plugin importable, string
+    hashing pinned, the windows' folder named, and a padding whose length grows with `run`
+    (`LAYOUT_VARIABLE`), so that each run starts from its own memory layout."""
     return {
         **with_plugin(environ, directory / "plugin"),
         "PYTHONHASHSEED": "0",
         INSTRUCTIONS_VARIABLE: str(directory),
+        LAYOUT_VARIABLE: LAYOUT_PAD * (run - 1),
     }
 
 
@@ -234,11 +245,14 @@ def run_side(
     shell: Shell,
     log: Path,
     timeout: float,
+    run: int = 1,
 ) -> dict[str, int] | None:
-    """One side's counts; None when the selection holds no cpu_bound benchmark."""
+    """One side's counts (its `run`-th run); None when the selection holds no cpu_bound
+    benchmark."""
     directory.mkdir(parents=True, exist_ok=True)
     argv = pytest_argv(selection, directory, groups)
-    status = shell(argv, cwd=cwd, log=log, env=environment(environ, directory), timeout=timeout)
+    env = environment(environ, directory, run)
+    status = shell(argv, cwd=cwd, log=log, env=env, timeout=timeout)
     if status == NO_TESTS:
         return None
     if status != 0:
@@ -347,6 +361,7 @@ def count_sides(
                     shell=shell,
                     log=sides[index].directory / f"run-{run}.log",
                     timeout=timeout,
+                    run=run,
                 )
                 for index, run in jobs
             ]
