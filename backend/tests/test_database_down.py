@@ -92,7 +92,7 @@ async def test_an_operation_records_its_end_once_the_database_answers_again(
     operation_id = created.json()["operation"]["id"]
     # Past the provider's work: every write of the operation meets the lock meanwhile.
     with locked(database_of(impatient)), pytest.raises(TimeoutError):
-        await machines.wait_idle(1.0)
+        await machines.wait_idle(0.6)  # 0.2 s of provider work, then writes that retry
     await machines.wait_idle(10)
     operation = (await signed_in_admin.get(f"/api/v1/operations/{operation_id}")).json()
     assert operation["status"] == "succeeded", operation
