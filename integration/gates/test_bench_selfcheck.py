@@ -6,6 +6,8 @@ whose gate runs only benchmarks (`--benchmark-only` skips every other test). By 
 
 A copy of the working tree becomes a one-commit repository in a temp dir; the gate compares that
 commit with itself, once as it is and once with the test-only slowdown switch on the candidate.
+They check the timed rounds and make no callgrind runs: the instruction metric has its own
+checks, on real code changes, in test_bench_instructions.py.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def compare_with_itself(project: Path, tmp_path: Path, candidate: dict[str, str]
         settings=BenchSettings(rounds=3),
         selection=SELECTION,
         candidate_environ=candidate,
+        instructions=False,
     )
     listed = git(project, "worktree", "list", "--porcelain")
     assert listed.count("worktree ") == 1, listed
