@@ -17,7 +17,7 @@ nox.options.default_venv_backend = "uv"
 # An existing environment is kept, and `uv sync --locked` (exact: it also removes what the lock
 # and the session's groups do not list) brings it in line with the lock: what a new one would hold,
 # without the seconds of creating it and compiling every library's byte code again (about 7 s a
-# session here). A session whose Python changed gets a new one.
+# session here). One whose interpreter is gone gets a new one; `--reuse-venv=never` makes new ones.
 nox.options.reuse_venv = "yes"
 
 ROOT = Path(__file__).parent
