@@ -71,19 +71,13 @@ class Comparison:
         return {**asdict(self), "verdict": self.verdict}
 
 
-def places(length: int, q: float) -> tuple[int, int, float]:
-    """Where the `q` quantile of `length` sorted values lies: the index below it, the index above
-    it and the share of the way between them."""
-    position = q * (length - 1)
-    below = int(position)
-    return below, min(below + 1, length - 1), position - below
-
-
 def quantile(values: Sequence[float], q: float) -> float:
     """The `q` quantile of `values`, interpolated linearly (0.5 is the median)."""
     ordered = sorted(values)
-    below, above, part = places(len(ordered), q)
-    return ordered[below] + (ordered[above] - ordered[below]) * part
+    position = q * (len(ordered) - 1)
+    below = int(position)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
 Rounds = Sequence[Sequence[float]]  # per alternation round, that side's timings in seconds
@@ -109,29 +103,26 @@ def compare(
         raise ValueError(f"benchmark {name!r} has no round with samples on both sides")
     # Reproducible resampling, not secrecy: the same samples must always give the same verdict.
     rng = random.Random(seed ^ zlib.crc32(name.encode()))  # noqa: S311
-    # The bootstrap below runs `resamples` x rounds x 2 quantiles: each round's sides with the
-    # places of their quantile worked out once (a resample of a side has its length), and the
-    # quantile taken inline, as `quantile` takes it.
-    sides = [(b, places(len(b), q), c, places(len(c), q)) for b, c in pairs]
-    choices, ratios = rng.choices, []
-    for _ in range(resamples):
+
+    def mean_ratio(
+        chosen: Sequence[tuple[Sequence[float], Sequence[float]]], resample: bool
+    ) -> float:
         logs = 0.0
-        for b, (b_lo, b_hi, b_part), c, (c_lo, c_hi, c_part) in choices(sides, k=len(sides)):
-            b_sorted, c_sorted = sorted(choices(b, k=len(b))), sorted(choices(c, k=len(c)))
-            c_q = c_sorted[c_lo] + (c_sorted[c_hi] - c_sorted[c_lo]) * c_part
-            b_q = b_sorted[b_lo] + (b_sorted[b_hi] - b_sorted[b_lo]) * b_part
-            logs += math.log(c_q / b_q)
-        ratios.append(math.exp(logs / len(sides)))
-    ratios.sort()
+        for b, c in chosen:
+            if resample:
+                b, c = rng.choices(b, k=len(b)), rng.choices(c, k=len(c))
+            logs += math.log(quantile(c, q) / quantile(b, q))
+        return math.exp(logs / len(chosen))
+
+    ratios = sorted(
+        mean_ratio(rng.choices(pairs, k=len(pairs)), resample=True) for _ in range(resamples)
+    )
     tail_share = (1 - confidence) / 2
     low = ratios[int(tail_share * (resamples - 1))]
     high = ratios[round((1 - tail_share) * (resamples - 1))]
     b_time = quantile([x for b, _ in pairs for x in b], q)
     c_time = quantile([x for _, c in pairs for x in c], q)
-    logs = 0.0  # summed as above: sum() rounds otherwise from Python 3.12
-    for b, c in pairs:
-        logs += math.log(quantile(c, q) / quantile(b, q))
-    ratio = math.exp(logs / len(pairs))
+    ratio = mean_ratio(pairs, resample=False)
     return Comparison(name, b_time, c_time, ratio, low, high, threshold, len(pairs))
 
 
