@@ -56,17 +56,11 @@ def compare_with_itself(
     return outcome
 
 
-def figures(outcome: BenchReport) -> str:
-    """Each comparison's ratio, interval and rounds, for a failure's message."""
-    return "\n".join(
-        f"{c.name}: ratio {c.ratio:.3f} in [{c.low:.3f}, {c.high:.3f}] after {c.rounds} rounds"
-        for c in outcome.comparisons
-    )
-
-
 def test_a_commit_compared_with_itself_has_no_regression(project: Path, tmp_path: Path) -> None:
-    outcome = compare_with_itself(project, tmp_path, {}, BenchSettings(rounds=3))
-    assert [c.verdict for c in outcome.comparisons] == ["same"], figures(outcome)
+    settings = BenchSettings(rounds=3)
+    outcome = compare_with_itself(project, tmp_path, {}, settings)
+    # The failure's message is the gate's own table: ratio, interval and rounds of each.
+    assert [c.verdict for c in outcome.comparisons] == ["same"], outcome.text(settings)
 
 
 def test_a_benchmark_slowed_by_25_percent_on_one_side_is_caught(
@@ -77,7 +71,8 @@ def test_a_benchmark_slowed_by_25_percent_on_one_side_is_caught(
     # that met a busy machine on the baseline's side weighs more: it can pull the estimate under
     # the threshold without leaving the doubt that would bring more rounds.
     slowed = {"HANGAR_BENCH_SLOWDOWN": "test_state_machine=1.25"}
-    outcome = compare_with_itself(project, tmp_path, slowed, BenchSettings.load(project))
+    settings = BenchSettings.load(project)
+    outcome = compare_with_itself(project, tmp_path, slowed, settings)
     [comparison] = outcome.comparisons
-    assert comparison.verdict == "slower", figures(outcome)
+    assert comparison.verdict == "slower", outcome.text(settings)
     assert comparison.low > 1.10
